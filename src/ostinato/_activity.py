@@ -1,0 +1,113 @@
+"""Running one activity attempt: `activity_context()`, heartbeats and per-attempt timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_current: contextvars.ContextVar[ActivityContext] = contextvars.ContextVar("ostinato_activity")
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    """Metadata of the running activity attempt."""
+
+    workflow_id: str
+    run_id: str
+    activity_id: int
+    activity_type: str
+    attempt: int
+    task_queue: str
+    scheduled_time: float
+    heartbeat_timeout: float | None
+    local: bool = False
+
+
+class ActivityContext:
+    """What `ostinato.activity_context()` returns inside an activity."""
+
+    def __init__(self, info: ActivityInfo, heartbeat_details: Any,
+                 save: Callable[[Any], None] | None = None, throttle: float = 2.0) -> None:
+        self.info = info
+        self.heartbeat_details = heartbeat_details
+        self._save = save
+        self._throttle = throttle
+        self._last_saved = float("-inf")
+        self._unsaved: tuple[Any] | None = None
+        self.last_beat = time.monotonic()
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report liveness (resets the heartbeat timeout) and progress for the next attempt."""
+        self.last_beat = time.monotonic()
+        self._unsaved = (details,)
+        if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._save is not None and self._unsaved is not None:
+            self._save(self._unsaved[0])
+            self._last_saved = time.monotonic()
+            self._unsaved = None
+
+
+def activity_context() -> ActivityContext:
+    """The context of the activity attempt running in this thread or task."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("activity_context() called outside an activity") from None
+
+
+def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
+                  timeout: float | None, heartbeat_timeout: float | None) -> Any:
+    """Run `fn(*args)` with `ctx` current; raise TimeoutError when a timeout passes.
+
+    Without timeouts the call runs inline. With them it runs in a helper thread, and an
+    attempt that overruns is abandoned (reported as timed out) while its thread finishes.
+    """
+
+    def invoke() -> Any:
+        token = _current.set(ctx)
+        try:
+            outcome = fn(*args)
+            if inspect.isawaitable(outcome):
+                return asyncio.run(_awaited(outcome))
+            return outcome
+        finally:
+            _current.reset(token)
+
+    if timeout is None and heartbeat_timeout is None:
+        return invoke()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = invoke()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name=f"activity-{ctx.info.activity_type}")
+    started = time.monotonic()
+    thread.start()
+    while True:
+        thread.join(0.02)
+        if not thread.is_alive():
+            break
+        now = time.monotonic()
+        if timeout is not None and now - started >= timeout:
+            raise TimeoutError(f"activity exceeded start_to_close_timeout of {timeout:g}s")
+        if heartbeat_timeout is not None and now - ctx.last_beat >= heartbeat_timeout:
+            raise TimeoutError(f"activity missed its heartbeat_timeout of {heartbeat_timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

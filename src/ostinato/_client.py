@@ -1,0 +1,242 @@
+"""`Client` and `WorkflowHandle`: start, signal, query, wait for, describe and list workflows."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _history as h
+from ._config import Settings
+from ._definitions import App, load_app, type_name
+from ._errors import (
+    QueryRejectedError,
+    WorkflowAlreadyStartedError,
+    WorkflowCancelledError,
+    WorkflowClosedError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+    WorkflowTerminatedError,
+    WorkflowTimedOutError,
+)
+from ._replay import replay_history
+from ._serde import check_payload, from_failure
+from ._store import Head, StartConflict, Store
+from ._transport import Transport
+
+ID_CONFLICT_POLICIES = ("fail", "use_existing")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(frozen=True)
+class WorkflowDescription:
+    """What describe and list show of a workflow's current run."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    result: Any
+    error: dict[str, Any] | None
+    custom_status: Any
+    start_time: datetime | None
+    close_time: datetime | None
+    task_failure: str | None = None
+
+    @classmethod
+    def from_head(cls, head: Head) -> WorkflowDescription:
+        return cls(head.workflow_id, head.run_id, head.workflow_type, head.status, head.result,
+                   head.failure, head.custom_status, _dt(head.start_time),
+                   _dt(head.close_time), head.task_failure)
+
+    def to_dict(self) -> dict[str, Any]:
+        error = None
+        if self.error:
+            error = {k: v for k, v in self.error.items() if k != "stack"}
+        return {"workflow_id": self.workflow_id, "run_id": self.run_id,
+                "workflow_type": self.workflow_type, "status": self.status,
+                "result": self.result, "error": error, "custom_status": self.custom_status,
+                "start_time": self.start_time.isoformat() if self.start_time else None,
+                "close_time": self.close_time.isoformat() if self.close_time else None}
+
+
+class Client:
+    """Synchronous client of an ostinato stack (also what the HTTP API uses)."""
+
+    def __init__(self, settings: Settings | None = None, *, app: App | None = None,
+                 store: Store | None = None, transport: Transport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = store or Store(self.settings.table_name, self.settings.region)
+        self.transport = transport or Transport(self.settings, clock=clock)
+        self._app = app
+        self.clock = clock
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """A client for the stack named by the OSTINATO_* environment variables."""
+        return cls(Settings.from_env())
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            import os
+
+            self._app = load_app(os.environ["OSTINATO_APP"])
+        return self._app
+
+    # -- starting -----------------------------------------------------------------------
+    def start_workflow(self, workflow: Any, *args: Any, id: str | None = None,
+                       id_conflict_policy: str = "fail", start_signal: str | None = None,
+                       start_signal_args: list[Any] | None = None) -> WorkflowHandle:
+        """Start a workflow (function or type name) with `args`; return its handle.
+
+        `id_conflict_policy`: "fail" raises `WorkflowAlreadyStartedError` when the id is
+        running; "use_existing" returns the running one's handle. With `start_signal`, the
+        signal is delivered to the new (or existing) run: signal-with-start.
+        """
+        if id_conflict_policy not in ID_CONFLICT_POLICIES:
+            raise ValueError(f"id_conflict_policy must be one of {ID_CONFLICT_POLICIES}")
+        workflow_type = type_name(workflow, "workflow")
+        self.app.workflow(workflow_type)  # unknown types are refused before anything is sent
+        check_payload("workflow arguments", list(args))
+        if start_signal is not None:
+            check_payload("signal arguments", list(start_signal_args or []))
+        wid = id or str(uuid.uuid4())
+        rid = uuid.uuid4().hex
+        # The wake-up goes first: a run that exists always has one on its way (see _engine).
+        self.transport.send_workflow_task({"k": "start", "wid": wid, "rid": rid,
+                                           "mk": f"s:{rid}"})
+        head = Head(wid, rid, workflow_type, h.RUNNING, self.clock(), list(args))
+        try:
+            self.store.create_head(head)
+        except StartConflict as conflict:
+            if id_conflict_policy == "use_existing" and conflict.head is not None:
+                rid = conflict.head.run_id
+            else:
+                existing = conflict.head.run_id if conflict.head else None
+                raise WorkflowAlreadyStartedError(wid, existing) from None
+        handle = WorkflowHandle(self, wid, rid)
+        if start_signal is not None:
+            handle.signal(start_signal, *(start_signal_args or []))
+        return handle
+
+    def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+        return WorkflowHandle(self, workflow_id, run_id)
+
+    # -- listing ------------------------------------------------------------------------
+    def list_workflows(self, status: str | None = None, workflow_type: str | None = None,
+                       page_size: int = 100) -> Iterator[WorkflowDescription]:
+        """Workflows (their current runs), newest first, filtered by status and/or type."""
+        start_key: dict[str, Any] | None = None
+        while True:
+            heads, start_key = self.store.list_heads(status, workflow_type, page_size, start_key)
+            for head in heads:
+                yield WorkflowDescription.from_head(head)
+            if not start_key:
+                return
+
+    # -- waiting (the test environment drives the engine here instead) -------------------
+    def _wait_closed(self, handle: WorkflowHandle, timeout: float | None) -> h.Batch:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            last = self.store.last_batch(handle.current_run_id())
+            if last is not None and last.state.get("status", h.RUNNING) != h.RUNNING:
+                return last
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {handle.id!r} still running after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+
+
+class WorkflowHandle:
+    """A workflow id (and run) to signal, query, wait for, describe, cancel or terminate."""
+
+    def __init__(self, client: Client, workflow_id: str, run_id: str | None = None) -> None:
+        self._client = client
+        self.id = workflow_id
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.id!r}, run_id={self.run_id!r})"
+
+    def _head(self) -> Head:
+        head = self._client.store.get_head(self.id)
+        if head is None:
+            raise WorkflowNotFoundError(self.id)
+        return head
+
+    def current_run_id(self) -> str:
+        return self.run_id or self._head().run_id
+
+    def _open_head(self) -> Head:
+        head = self._head()
+        last = self._client.store.last_batch(head.run_id)
+        status = last.state.get("status", h.RUNNING) if last else head.status
+        if status != h.RUNNING:
+            raise WorkflowClosedError(self.id, status)
+        return head
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        head = self._open_head()
+        self._client.transport.send_workflow_task(
+            {**msg, "wid": self.id, "rid": head.run_id, "mk": f"{msg['k']}:{uuid.uuid4().hex}"})
+
+    def signal(self, name: str, *args: Any) -> None:
+        """Deliver signal `name` with `args`; raises `WorkflowClosedError` if closed."""
+        check_payload("signal arguments", list(args))
+        self._send({"k": "signal", "name": name, "args": list(args)})
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Request cooperative cancellation: CancelledError at the workflow's current await."""
+        self._send({"k": "cancel", "reason": reason})
+
+    def terminate(self, reason: str | None = None) -> None:
+        """End the run now, without running any more workflow code."""
+        self._send({"k": "terminate", "reason": reason})
+
+    def query(self, name: str, *args: Any) -> Any:
+        """Answer query `name` from the state replayed out of history."""
+        head = self._head()
+        batches = self._client.store.load_batches(self.run_id or head.run_id)
+        if not batches:
+            raise QueryRejectedError(f"workflow {self.id!r} has not started running yet")
+        definition = self._client.app.workflow(head.workflow_type)
+        try:
+            replayer = replay_history(definition, batches)
+        except Exception as exc:
+            raise QueryRejectedError(f"cannot replay workflow {self.id!r}: {exc}") from exc
+        return replayer.query(name, list(args))
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run to close; return its result or raise how it ended."""
+        last = self._client._wait_closed(self, timeout)
+        state = last.state
+        match state["status"]:
+            case "COMPLETED":
+                return state.get("result")
+            case "FAILED":
+                failure = state.get("failure") or {}
+                cause = from_failure(failure)
+                raise WorkflowFailedError(f"workflow {self.id!r} failed: {cause}", cause)
+            case "CANCELLED":
+                raise WorkflowCancelledError(f"workflow {self.id!r} was cancelled")
+            case "TERMINATED":
+                reason = (state.get("failure") or {}).get("message")
+                raise WorkflowTerminatedError(f"workflow {self.id!r} was terminated", reason)
+            case "TIMED_OUT":
+                raise WorkflowTimedOutError(f"workflow {self.id!r} timed out")
+        raise RuntimeError(f"unexpected status {state['status']!r}")
+
+    def describe(self) -> WorkflowDescription:
+        return WorkflowDescription.from_head(self._head())
+
+    def history(self) -> list[h.Event]:
+        return list(self._client.store.iter_events(self.current_run_id()))

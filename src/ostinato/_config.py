@@ -1,0 +1,53 @@
+"""Where the stack lives: resource names and URLs, read from the environment.
+
+The same variables are set by `template.yaml` on Lambda, by `ostinato dev` and by the test
+environment, so handlers contain no endpoint or naming logic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    workflow_queue_url: str
+    timer_queue_url: str
+    activity_queue_urls: dict[str, str] = field(default_factory=dict)
+    schedule_group: str = "default"
+    scheduler_role_arn: str = ""
+    timer_queue_arn: str = ""
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls.from_mapping(os.environ)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Read the OSTINATO_* variables from any mapping (the environment, a template)."""
+        return cls(
+            table_name=env["OSTINATO_TABLE"],
+            workflow_queue_url=env["OSTINATO_WORKFLOW_QUEUE_URL"],
+            timer_queue_url=env["OSTINATO_TIMER_QUEUE_URL"],
+            activity_queue_urls=json.loads(env.get("OSTINATO_ACTIVITY_QUEUE_URLS", "{}")),
+            schedule_group=env.get("OSTINATO_SCHEDULE_GROUP", "default"),
+            scheduler_role_arn=env.get("OSTINATO_SCHEDULER_ROLE_ARN", ""),
+            timer_queue_arn=env.get("OSTINATO_TIMER_QUEUE_ARN", ""),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "OSTINATO_TABLE": self.table_name,
+            "OSTINATO_WORKFLOW_QUEUE_URL": self.workflow_queue_url,
+            "OSTINATO_TIMER_QUEUE_URL": self.timer_queue_url,
+            "OSTINATO_ACTIVITY_QUEUE_URLS": json.dumps(self.activity_queue_urls),
+            "OSTINATO_SCHEDULE_GROUP": self.schedule_group,
+            "OSTINATO_SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
+            "OSTINATO_TIMER_QUEUE_ARN": self.timer_queue_arn,
+        }

@@ -1,0 +1,123 @@
+"""`WorkflowContext`: the only door from workflow code to the outside world.
+
+Every method records a command or reads replayed state; none does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._definitions import activity_definition, seconds, type_name
+
+if TYPE_CHECKING:
+    from ._instance import WorkflowInfo, WorkflowInstance
+
+
+class WorkflowContext:
+    """Passed as the first argument of every workflow function."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+
+    # -- activities ---------------------------------------------------------------------
+    def execute_activity(self, activity: Any, *args: Any, **options: Any) -> asyncio.Future[Any]:
+        """Run an activity on its task queue; await the result.
+
+        Per-call `options` (task_queue, start_to_close_timeout, schedule_to_close_timeout,
+        heartbeat_timeout, retry) override the decorator's. Raises `ActivityError` once
+        retries are exhausted.
+        """
+        return self._schedule(activity, args, options, local=False)
+
+    def execute_local_activity(self, activity: Any, *args: Any,
+                               **options: Any) -> asyncio.Future[Any]:
+        """Run a short activity inline in the decider; its outcome is recorded in history."""
+        return self._schedule(activity, args, options, local=True)
+
+    def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
+                  local: bool) -> asyncio.Future[Any]:
+        if isinstance(activity, str):
+            from ._definitions import ActivityOptions
+            options = ActivityOptions().merged(overrides)
+            name = activity
+        else:
+            definition = activity_definition(activity)
+            options = definition.options.merged(overrides)
+            name = type_name(activity, "activity")
+        return self._instance.schedule_activity(name, list(args), options.to_dict(), local)
+
+    # -- time ---------------------------------------------------------------------------
+    async def sleep(self, duration: float | timedelta) -> None:
+        """A durable timer: the run sleeps in history, not in a process."""
+        await asyncio.sleep(seconds(duration) or 0)
+
+    def now(self) -> datetime:
+        """Deterministic time: when the current workflow task was decided (aware UTC)."""
+        return self._instance.now()
+
+    # -- waiting ------------------------------------------------------------------------
+    async def wait_condition(self, predicate: Callable[[], Any],
+                             timeout: float | timedelta | None = None) -> None:
+        """Resume when `predicate()` is true; raise `TimeoutError` after `timeout`."""
+        if predicate():
+            return
+        future = self._instance.loop.create_future()
+        self._instance.conditions.append((predicate, future))
+        await self._with_timeout(future, timeout)
+
+    async def wait_for_signal(self, name: str, timeout: float | timedelta | None = None) -> Any:
+        """Wait for the next signal `name` (earlier ones are buffered); return its argument."""
+        found, value = self._instance.take_buffered_signal(name)
+        if found:
+            return value
+        future = self._instance.loop.create_future()
+        self._instance.signal_waiters[name].append(future)
+        return await self._with_timeout(future, timeout)
+
+    @staticmethod
+    async def _with_timeout(future: asyncio.Future[Any], timeout: float | timedelta | None) -> Any:
+        limit = seconds(timeout)
+        if limit is None:
+            return await future
+        return await asyncio.wait_for(future, limit)
+
+    # -- handlers -----------------------------------------------------------------------
+    def on_signal(self, name: str, handler: Callable[..., Any]) -> None:
+        """Call `handler(*args)` for every signal `name`, in arrival order (sync or async)."""
+        self._instance.register_signal(name, handler)
+
+    def on_query(self, name: str, handler: Callable[..., Any]) -> None:
+        """Answer query `name` with `handler(*args)`; it must not change state."""
+        self._instance.query_handlers[name] = handler
+
+    def set_status(self, status: Any) -> None:
+        """A custom status (JSON), visible in describe and list without replay."""
+        self._instance.custom_status = status
+
+    # -- determinism helpers ------------------------------------------------------------
+    def random(self) -> random.Random:
+        """A `random.Random` seeded from the run: the same numbers on every replay."""
+        return self._instance.random
+
+    def uuid4(self) -> uuid.UUID:
+        """A deterministic version-4 UUID."""
+        return uuid.UUID(int=self._instance.random.getrandbits(128), version=4)
+
+    @property
+    def info(self) -> WorkflowInfo:
+        return self._instance.info
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger that stays quiet while history is replayed."""
+        return self._instance.logger
+
+    @property
+    def is_replaying(self) -> bool:
+        return self._instance.replaying

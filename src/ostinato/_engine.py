@@ -1,0 +1,353 @@
+"""The engine: workflow tasks (the decider), activity tasks and due deliveries.
+
+The decider consumes workflow-task messages of one workflow, turns them into inbound events,
+replays the run, and appends the new batch with ONE conditional put that also records the
+outbox and the message keys it consumed. Only then does it send the outbox. A crash before the
+put loses nothing (the message comes back); a crash after it is repaired when the consumed
+message comes back: its batch is found by key and its outbox sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _history as h
+from ._activity import ActivityContext, ActivityInfo, call_activity
+from ._definitions import ActivityOptions, App
+from ._errors import NonDeterminismError, PayloadTooLargeError, UnknownTypeError
+from ._replay import Decision, LocalOutcome, info_from_started, replay_history
+from ._retry import backoff, should_retry
+from ._serde import check_payload, to_failure
+from ._store import AppendConflict, Store
+from ._transport import MAX_SQS_DELAY, Transport
+
+log = logging.getLogger("ostinato.engine")
+
+#: A start message whose run is not (yet) in the table is retried this long, then dropped:
+#: the client sends the wake-up before it writes the run, so a failed start leaves an orphan.
+ORPHAN_GRACE = 60.0
+MAX_APPEND_RACES = 8
+MAX_TASK_RETRY_DELAY = 900.0
+
+
+class RetryLater(Exception):
+    """The message cannot be handled yet; let SQS deliver it again."""
+
+
+class Engine:
+    """Handles the three kinds of work (see the module docstring)."""
+
+    def __init__(self, app: App, store: Store, transport: Transport,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.app = app
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        #: called with (workflow_id, run_id, events) after each successful append
+        self.on_events: Callable[[str, str, list[h.Event]], None] | None = None
+
+    # ================================================================== workflow tasks
+    def handle_workflow_messages(self, messages: list[dict[str, Any]],
+                                 sent_at: float | None = None) -> None:
+        """Decide once for these messages (all of one workflow id, in queue order)."""
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for msg in messages:
+            by_run.setdefault(msg["rid"], []).append(msg)
+        for run_id, msgs in by_run.items():
+            self._decide(msgs[0]["wid"], run_id, msgs, sent_at)
+
+    def _decide(self, wid: str, rid: str, msgs: list[dict[str, Any]],
+                sent_at: float | None) -> None:
+        for _ in range(MAX_APPEND_RACES):
+            batches = self.store.load_batches(rid)
+            start: h.EventData | None = None  # type: ignore[name-defined]
+            if not batches:
+                start = self._start_event(wid, rid, sent_at)
+                if start is None:
+                    return
+            consumed = {key: batch for batch in batches for key in batch.consumed}
+            self._repair(wid, rid, batches, [consumed[m["mk"]] for m in msgs if m["mk"] in consumed])
+            fresh = [m for m in msgs if m["mk"] not in consumed]
+            last_state = batches[-1].state if batches else {"status": h.RUNNING}
+            if last_state["status"] != h.RUNNING:
+                if fresh:
+                    log.info("dropping %d message(s) for closed run %s/%s", len(fresh), wid, rid)
+                return
+            inbound = ([start] if start else []) + self._inbound(batches, fresh)
+            if not inbound and not any(m["k"] == "wake" for m in fresh):
+                return
+            batch = self._next_batch(wid, rid, batches, inbound, fresh, last_state)
+            try:
+                self.store.append(rid, batch)
+            except AppendConflict:
+                log.info("lost an append race on %s/%s batch %d; re-reading", wid, rid,
+                         batch.number)
+                continue
+            self.transport.dispatch(batch.outbox)
+            self._project(wid, rid, batches, batch)
+            if self.on_events is not None:
+                self.on_events(wid, rid, batch.to_events())
+            return
+        raise RetryLater(f"{MAX_APPEND_RACES} append races in a row on {wid}/{rid}")
+
+    def _start_event(self, wid: str, rid: str, sent_at: float | None) -> Any:
+        head = self.store.get_head(wid)
+        if head is not None and head.run_id == rid:
+            attrs = {"workflow_id": wid, "run_id": rid, "workflow_type": head.workflow_type,
+                     "args": head.args, "attempt": 1, "start_time": head.start_time}
+            return (h.STARTED, attrs)
+        age = self.clock() - (sent_at if sent_at is not None else self.clock())
+        lost_race = head is not None and head.status == h.RUNNING
+        if lost_race or age > ORPHAN_GRACE:
+            log.info("dropping wake-up of run %s/%s that was never created", wid, rid)
+            return None
+        raise RetryLater(f"run {wid}/{rid} is not written yet")
+
+    def _repair(self, wid: str, rid: str, batches: list[h.Batch],
+                redelivered: list[h.Batch]) -> None:
+        """A consumed message came back: its decider may have died before sending."""
+        for batch in {b.number: b for b in redelivered}.values():
+            log.info("re-sending outbox of %s/%s batch %d", wid, rid, batch.number)
+            self.transport.dispatch(batch.outbox)
+        if redelivered:
+            last = batches[-1]
+            self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
+
+    def _inbound(self, batches: list[h.Batch], fresh: list[dict[str, Any]]) -> list[Any]:
+        """New inbound events from messages, without the ones history already settled."""
+        open_activities: set[int] = set()
+        open_timers: set[int] = set()
+        cancel_requested = False
+        for batch in batches:
+            for etype, attrs in batch.events:
+                match etype:
+                    case h.ACTIVITY_SCHEDULED:
+                        open_activities.add(attrs["seq"])
+                    case h.ACTIVITY_COMPLETED | h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
+                        open_activities.discard(attrs["seq"])
+                    case h.TIMER_STARTED:
+                        open_timers.add(attrs["seq"])
+                    case h.TIMER_FIRED | h.TIMER_CANCELED:
+                        open_timers.discard(attrs["seq"])
+                    case h.CANCEL_REQUESTED:
+                        cancel_requested = True
+        events: list[Any] = []
+        for msg in fresh:
+            match msg["k"]:
+                case "activity" if msg["seq"] in open_activities:
+                    open_activities.discard(msg["seq"])
+                    if "failure" in msg:
+                        etype = h.ACTIVITY_TIMED_OUT if msg.get("timed_out") else h.ACTIVITY_FAILED
+                        events.append((etype, {"seq": msg["seq"], "attempt": msg["attempt"],
+                                               "failure": msg["failure"]}))
+                    else:
+                        events.append((h.ACTIVITY_COMPLETED, {"seq": msg["seq"],
+                                       "attempt": msg["attempt"], "result": msg["result"]}))
+                case "activity_timeout" if msg["seq"] in open_activities:
+                    open_activities.discard(msg["seq"])
+                    failure = to_failure(TimeoutError("activity exceeded its "
+                                                      "schedule_to_close_timeout"))
+                    failure.pop("stack", None)
+                    events.append((h.ACTIVITY_TIMED_OUT, {"seq": msg["seq"], "failure": failure,
+                                                          "timeout_type": "ScheduleToClose"}))
+                case "timer" if msg["seq"] in open_timers:
+                    open_timers.discard(msg["seq"])
+                    events.append((h.TIMER_FIRED, {"seq": msg["seq"]}))
+                case "signal":
+                    events.append((h.SIGNALED, {"name": msg["name"], "args": msg["args"]}))
+                case "cancel" if not cancel_requested:
+                    cancel_requested = True
+                    events.append((h.CANCEL_REQUESTED, {"reason": msg.get("reason")}))
+                case "terminate":
+                    events.append((h.TERMINATED, {"reason": msg.get("reason")}))
+                    break
+        return events
+
+    def _next_batch(self, wid: str, rid: str, batches: list[h.Batch], inbound: list[Any],
+                    fresh: list[dict[str, Any]], last_state: dict[str, Any]) -> h.Batch:
+        now = self.clock()
+        number = batches[-1].number + 1 if batches else 1
+        first = batches[-1].next_event_id if batches else 1
+        keys = [m["mk"] for m in fresh]
+        if any(etype == h.TERMINATED for etype, _ in inbound):
+            state = {"status": "TERMINATED", "custom_status": last_state.get("custom_status"),
+                     "close_time": now, "result": None,
+                     "failure": {"message": inbound[-1][1].get("reason") or "terminated"}}
+            return h.Batch(number, first, now, False, inbound, [], keys, state)
+        try:
+            decision = self._replay_and_decide(wid, rid, batches, inbound, now, last_state)
+            outbox = self._outbox(wid, rid, batches, decision, now)
+        except Exception as exc:  # noqa: BLE001 - a failed task keeps the run RUNNING
+            return self._failed_task(wid, rid, number, first, now, inbound, keys, last_state, exc)
+        return h.Batch(number, first, now, True, decision.events, outbox, keys,
+                       decision.state(now))
+
+    def _replay_and_decide(self, wid: str, rid: str, batches: list[h.Batch],
+                           inbound: list[Any], now: float,
+                           last_state: dict[str, Any]) -> Decision:
+        history = batches if batches else [h.Batch(0, 1, now, False, [inbound[0]])]
+        definition = self.app.workflow(history[0].events[0][1]["workflow_type"])
+        if batches:
+            replayer = replay_history(definition, batches)
+        else:
+            from ._replay import Replayer
+            replayer = Replayer(definition, info_from_started(inbound[0][1], now))
+        return replayer.decide(inbound, now, self._run_local, last_state.get("local_retries"))
+
+    def _failed_task(self, wid: str, rid: str, number: int, first: int, now: float,
+                     inbound: list[Any], keys: list[str], last_state: dict[str, Any],
+                     exc: Exception) -> h.Batch:
+        """Record the inbound events undecided and try the task again later."""
+        failures = int(last_state.get("task_failures", 0)) + 1
+        delay = min(2.0 ** failures, MAX_TASK_RETRY_DELAY)
+        kind = "non-determinism" if isinstance(exc, NonDeterminismError) else "workflow task"
+        message = f"{kind} error: {exc}"
+        log.error("%s in %s/%s (attempt %d, retrying in %.0fs)", message, wid, rid, failures, delay)
+        key = f"retry:{rid}:{number}"
+        outbox = [{"op": "at", "due": now + delay, "key": key,
+                   "envelope": {"to": "workflow", "msg": {"k": "wake", "wid": wid, "rid": rid,
+                                                          "mk": key}}}]
+        state = {**last_state, "status": h.RUNNING, "task_failures": failures,
+                 "task_failure": message}
+        return h.Batch(number, first, now, False, inbound, outbox, keys, state)
+
+    def _outbox(self, wid: str, rid: str, batches: list[h.Batch], decision: Decision,
+                now: float) -> list[dict[str, Any]]:
+        outbox: list[dict[str, Any]] = []
+        started_at = {attrs["seq"]: (b.time, attrs["fire_at"]) for b in batches
+                      for etype, attrs in b.events if etype == h.TIMER_STARTED}
+        for cmd in decision.commands:
+            match cmd:
+                case h.ScheduleActivity():
+                    options = ActivityOptions.from_dict(cmd.options)
+                    self.transport.activity_queue_url(options.task_queue)  # fail fast if unknown
+                    check_payload(f"arguments of activity {cmd.activity_type!r}", cmd.args)
+                    task = {"wid": wid, "rid": rid, "seq": cmd.seq,
+                            "activity_type": cmd.activity_type, "args": cmd.args,
+                            "options": cmd.options, "attempt": 1, "scheduled_at": now}
+                    outbox.append({"op": "activity", "queue": options.task_queue, "msg": task})
+                    if options.schedule_to_close_timeout is not None:
+                        key = f"ato:{rid}:{cmd.seq}"
+                        outbox.append(self._at(now + options.schedule_to_close_timeout, key, {
+                            "k": "activity_timeout", "wid": wid, "rid": rid, "seq": cmd.seq}))
+                case h.StartTimer():
+                    started_at[cmd.seq] = (now, cmd.fire_at)
+                    outbox.append(self._at(cmd.fire_at, f"t:{rid}:{cmd.seq}",
+                                           {"k": "timer", "wid": wid, "rid": rid,
+                                            "seq": cmd.seq}))
+                case h.CancelTimer():
+                    began, fire_at = started_at[cmd.seq]
+                    outbox.append({"op": "cancel_at", "key": f"t:{rid}:{cmd.seq}",
+                                   "scheduler": fire_at - began > MAX_SQS_DELAY})
+        for seq, retry in decision.local_retries.items():
+            key = f"la:{rid}:{seq}:{retry['attempt']}"
+            outbox.append(self._at(retry["at"], key, {"k": "wake", "wid": wid, "rid": rid}))
+        return outbox
+
+    @staticmethod
+    def _at(due: float, key: str, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "at", "due": due, "key": key,
+                "envelope": {"to": "workflow", "msg": {**msg, "mk": key}}}
+
+    def _project(self, wid: str, rid: str, batches: list[h.Batch], batch: h.Batch) -> None:
+        before = batches[-1].state if batches else {}
+        after = batch.state
+        if not batches or any(before.get(k) != after.get(k)
+                              for k in ("status", "custom_status", "task_failure")):
+            self.store.project(wid, rid, batch.number, after, after.get("task_failure"))
+
+    def _run_local(self, cmd: h.RunLocalActivity, attempt: int) -> LocalOutcome:
+        """Run one local-activity attempt inline; failures retry per its policy."""
+        options = ActivityOptions.from_dict(cmd.options)
+        now = self.clock()
+        try:
+            definition = self.app.activity(cmd.activity_type)
+            info = ActivityInfo("", "", cmd.seq, cmd.activity_type, attempt,
+                                options.task_queue, now, None, local=True)
+            ctx = ActivityContext(info, None)
+            result = call_activity(definition.fn, cmd.args, ctx,
+                                   options.start_to_close_timeout, None)
+            check_payload(f"result of local activity {cmd.activity_type!r}", result)
+            return LocalOutcome(attempt, result=result)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            failure = _failure(exc, attempt)
+            if not isinstance(exc, UnknownTypeError) and should_retry(options.retry, attempt,
+                                                                     failure):
+                return LocalOutcome(attempt, retry_at=now + backoff(options.retry, attempt))
+            return LocalOutcome(attempt, failure=failure)
+
+    # ================================================================== activity tasks
+    def handle_activity_task(self, task: dict[str, Any], receive_count: int = 1) -> None:
+        """Run one activity attempt; report the outcome or schedule the next attempt."""
+        options = ActivityOptions.from_dict(task["options"])
+        # A message seen again means the attempt that received it died or overran.
+        attempt = task["attempt"] + receive_count - 1
+        now = self.clock()
+        deadline = (task["scheduled_at"] + options.schedule_to_close_timeout
+                    if options.schedule_to_close_timeout is not None else None)
+        wid, rid, seq = task["wid"], task["rid"], task["seq"]
+        details = self.store.load_heartbeat(rid, seq) if attempt > 1 else None
+        info = ActivityInfo(wid, rid, seq, task["activity_type"], attempt, options.task_queue,
+                            task["scheduled_at"], options.heartbeat_timeout)
+        ctx = ActivityContext(info, details,
+                              save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
+        if options.retry.maximum_attempts and attempt > options.retry.maximum_attempts:
+            self._report(task, attempt, error=TimeoutError(
+                "activity attempt did not finish (worker died or overran)"))
+            return
+        try:
+            definition = self.app.activity(task["activity_type"])
+            timeout = options.start_to_close_timeout
+            if deadline is not None:
+                remaining = deadline - now
+                if remaining <= 0:
+                    raise TimeoutError("activity exceeded its schedule_to_close_timeout")
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            result = call_activity(definition.fn, task["args"], ctx, timeout,
+                                   options.heartbeat_timeout)
+            check_payload(f"result of activity {task['activity_type']!r}", result)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            ctx.flush()
+            failure = _failure(exc, attempt)
+            retry_at = self.clock() + backoff(options.retry, attempt)
+            retryable = (not isinstance(exc, UnknownTypeError | PayloadTooLargeError)
+                         and should_retry(options.retry, attempt, failure)
+                         and (deadline is None or retry_at < deadline))
+            if retryable:
+                nxt = {**task, "attempt": attempt + 1}
+                self.transport.deliver_at(retry_at, {"to": "activity", "queue": options.task_queue,
+                                                     "msg": nxt}, f"ar:{rid}:{seq}:{attempt + 1}")
+                return
+            self._report(task, attempt, error=exc, failure=failure)
+            return
+        self._report(task, attempt, result=result)
+
+    def _report(self, task: dict[str, Any], attempt: int, result: Any = None,
+                error: BaseException | None = None, failure: dict[str, Any] | None = None) -> None:
+        msg: dict[str, Any] = {"k": "activity", "wid": task["wid"], "rid": task["rid"],
+                               "seq": task["seq"], "attempt": attempt,
+                               "mk": f"a:{task['rid']}:{task['seq']}"}
+        if error is None:
+            msg["result"] = result
+        else:
+            msg["failure"] = failure or _failure(error, attempt)
+            msg["timed_out"] = isinstance(error, TimeoutError)
+        self.transport.send_workflow_task(msg)
+
+    # ================================================================== due deliveries
+    def handle_due(self, body: dict[str, Any]) -> None:
+        """A delayed delivery arrived: forward it, or wait longer if it is early."""
+        if body["due"] - self.clock() > 1.0:
+            envelope = {k: v for k, v in body.items() if k not in ("due", "key")}
+            self.transport.deliver_at(body["due"], envelope, body["key"])
+            return
+        self.transport.forward(body)
+
+
+def _failure(exc: BaseException, attempt: int) -> dict[str, Any]:
+    failure = to_failure(exc)
+    failure["attempt"] = attempt
+    return failure

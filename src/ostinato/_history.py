@@ -1,0 +1,168 @@
+"""History: events, the batches they are appended in, and the commands that produce them.
+
+A *batch* is the unit of append: the inbound events one workflow task consumed (activity
+results, timer firings, signals, ...) followed by the events of the commands the workflow code
+issued in reaction. The batch number is the sequence number an append is conditional on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+# Inbound events: facts from the outside world, applied to the workflow before its code runs.
+STARTED = "WorkflowExecutionStarted"
+ACTIVITY_COMPLETED = "ActivityTaskCompleted"
+ACTIVITY_FAILED = "ActivityTaskFailed"
+ACTIVITY_TIMED_OUT = "ActivityTaskTimedOut"
+TIMER_FIRED = "TimerFired"
+SIGNALED = "WorkflowExecutionSignaled"
+CANCEL_REQUESTED = "WorkflowExecutionCancelRequested"
+TERMINATED = "WorkflowExecutionTerminated"
+
+# Command events: what the workflow code decided.
+ACTIVITY_SCHEDULED = "ActivityTaskScheduled"
+TIMER_STARTED = "TimerStarted"
+TIMER_CANCELED = "TimerCanceled"
+MARKER_RECORDED = "MarkerRecorded"
+COMPLETED = "WorkflowExecutionCompleted"
+FAILED = "WorkflowExecutionFailed"
+CANCELLED = "WorkflowExecutionCancelled"
+TIMED_OUT = "WorkflowExecutionTimedOut"
+
+INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
+                     TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT})
+CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
+           TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT"}
+
+RUNNING = "RUNNING"
+STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
+            "CONTINUED_AS_NEW", "TIMED_OUT")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One history event, as `handle.history()` returns it."""
+
+    event_id: int
+    event_type: str
+    timestamp: datetime
+    attributes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "event_type": self.event_type,
+                "timestamp": self.timestamp.isoformat(), **self.attributes}
+
+
+@dataclass
+class Batch:
+    """One append to a run's history (see the module docstring)."""
+
+    number: int
+    first_event_id: int
+    time: float
+    decided: bool
+    events: list[tuple[str, dict[str, Any]]]
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    consumed: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def next_event_id(self) -> int:
+        return self.first_event_id + len(self.events)
+
+    def to_events(self) -> list[Event]:
+        ts = datetime.fromtimestamp(self.time, UTC)
+        return [Event(self.first_event_id + i, etype, ts, attrs)
+                for i, (etype, attrs) in enumerate(self.events)]
+
+
+def flatten(batches: list[Batch]) -> list[Event]:
+    return [event for batch in batches for event in batch.to_events()]
+
+
+# --- commands -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Command:
+    """Something the workflow code asked for; `event()` is how history records it."""
+
+    seq: int
+
+    def event(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def matches(self, etype: str, attrs: dict[str, Any]) -> bool:
+        mine, my_attrs = self.event()
+        return mine == etype and attrs.get("seq") == self.seq and all(
+            attrs.get(k) == my_attrs.get(k) for k in self.identity)
+
+    identity: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleActivity(Command):
+    activity_type: str = ""
+    args: list[Any] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    identity: ClassVar[tuple[str, ...]] = ("activity_type",)
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return ACTIVITY_SCHEDULED, {"seq": self.seq, "activity_type": self.activity_type,
+                                    "args": self.args, "options": self.options}
+
+
+@dataclass(frozen=True)
+class RunLocalActivity(Command):
+    """Resolved by a `MarkerRecorded` event carrying the outcome, recorded by the decider."""
+
+    activity_type: str = ""
+    args: list[Any] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    identity: ClassVar[tuple[str, ...]] = ("activity_type",)
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return MARKER_RECORDED, {"seq": self.seq, "marker": "local_activity",
+                                 "activity_type": self.activity_type}
+
+
+@dataclass(frozen=True)
+class StartTimer(Command):
+    duration: float = 0.0
+    fire_at: float = 0.0
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return TIMER_STARTED, {"seq": self.seq, "duration": self.duration,
+                               "fire_at": self.fire_at}
+
+
+@dataclass(frozen=True)
+class CancelTimer(Command):
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return TIMER_CANCELED, {"seq": self.seq}
+
+
+@dataclass(frozen=True)
+class CompleteWorkflow(Command):
+    result: Any = None
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return COMPLETED, {"seq": self.seq, "result": self.result}
+
+
+@dataclass(frozen=True)
+class FailWorkflow(Command):
+    failure: dict[str, Any] = field(default_factory=dict)
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return FAILED, {"seq": self.seq, "failure": self.failure}
+
+
+@dataclass(frozen=True)
+class CancelWorkflow(Command):
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return CANCELLED, {"seq": self.seq}
+
+
+CLOSING_COMMANDS = (CompleteWorkflow, FailWorkflow, CancelWorkflow)

@@ -1,0 +1,271 @@
+"""One live workflow execution in memory: the loop, pending futures, signals, queries.
+
+The instance knows nothing of storage or time sources. It is fed inbound events (`apply`),
+runs workflow code until it blocks (`run`), and hands out the commands that code issued
+(`take_commands`). `_replay` drives it through history; the decider and the query path use that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _history as h
+from ._errors import ActivityError, ApplicationError, QueryRejectedError
+from ._loop import DurableTimerHandle, WorkflowLoop
+from ._serde import from_failure, to_failure
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """Run metadata, as `ctx.info` shows it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    attempt: int = 1
+    start_time: datetime | None = None
+    parent: dict[str, str] | None = None
+
+
+class WorkflowInstance:
+    """State of one run as the workflow code sees it (see the module docstring)."""
+
+    def __init__(self, fn: Callable[..., Any], info: WorkflowInfo) -> None:
+        from ._context import WorkflowContext
+
+        self.info = info
+        self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)
+        self.replaying = False
+        self._seq = 0
+        self._commands: list[h.Command] = []
+        self._activities: dict[int, asyncio.Future[Any]] = {}
+        self._activity_types: dict[int, str] = {}
+        self._local: dict[int, h.RunLocalActivity] = {}
+        self._timers: dict[int, DurableTimerHandle] = {}
+        self.signal_handlers: dict[str, Callable[..., Any]] = {}
+        self.signal_buffer: dict[str, deque[list[Any]]] = defaultdict(deque)
+        self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = defaultdict(deque)
+        self.query_handlers: dict[str, Callable[..., Any]] = {}
+        self.conditions: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self.custom_status: Any = None
+        self.cancel_requested = False
+        self.closed: h.Command | None = None
+        self.terminated = False
+        self._fn = fn
+        self._main: asyncio.Task[Any] | None = None
+        self.random = random.Random(info.run_id)
+        self.ctx = WorkflowContext(self)
+        self.logger = _ReplaySafeLogger(self, info)
+
+    # -- sequence and commands ----------------------------------------------------------
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def command(self, cmd: h.Command) -> None:
+        if self.closed is None:
+            self._commands.append(cmd)
+
+    def take_commands(self) -> list[h.Command]:
+        commands, self._commands = self._commands, []
+        return commands
+
+    # -- durable operations the context asks for ----------------------------------------
+    def schedule_activity(self, activity_type: str, args: list[Any],
+                          options: dict[str, Any], local: bool) -> asyncio.Future[Any]:
+        seq = self.next_seq()
+        future = self.loop.create_future()
+        self._activities[seq] = future
+        self._activity_types[seq] = activity_type
+        if local:
+            cmd = h.RunLocalActivity(seq, activity_type, args, options)
+            self._local[seq] = cmd
+        else:
+            cmd = h.ScheduleActivity(seq, activity_type, args, options)
+        self.command(cmd)
+        return future
+
+    def _start_timer(self, handle: DurableTimerHandle) -> None:
+        handle.seq = self.next_seq()
+        self._timers[handle.seq] = handle
+        duration = max(0.0, handle.when() - self.loop.time())
+        self.command(h.StartTimer(handle.seq, duration, handle.when()))
+
+    def _cancel_timer(self, handle: DurableTimerHandle) -> None:
+        if self._timers.pop(handle.seq, None) is not None:
+            self.command(h.CancelTimer(handle.seq))
+
+    @property
+    def pending_local_activities(self) -> list[h.RunLocalActivity]:
+        return [cmd for seq, cmd in self._local.items() if not self._activities[seq].done()]
+
+    # -- inbound events -----------------------------------------------------------------
+    def apply(self, etype: str, attrs: dict[str, Any]) -> None:
+        """Apply one inbound event (or a local-activity marker) to the workflow's state."""
+        match etype:
+            case h.STARTED:
+                self._main = self.loop.create_task(self._run_main(attrs.get("args") or []))
+            case h.ACTIVITY_COMPLETED:
+                self._resolve(attrs["seq"], attrs.get("result"), None)
+            case h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
+                self._resolve(attrs["seq"], None, attrs["failure"])
+            case h.MARKER_RECORDED if attrs.get("marker") == "local_activity":
+                self._local.pop(attrs["seq"], None)
+                self._resolve(attrs["seq"], attrs.get("result"), attrs.get("failure"))
+            case h.TIMER_FIRED:
+                handle = self._timers.pop(attrs["seq"], None)
+                if handle is not None:
+                    self.loop.fire(handle)
+            case h.SIGNALED:
+                self._deliver_signal(attrs["name"], list(attrs.get("args") or []))
+            case h.CANCEL_REQUESTED:
+                self.cancel_requested = True
+                if self._main is not None and not self._main.done():
+                    self._main.cancel()
+            case h.TERMINATED | h.TIMED_OUT:
+                self.terminated = True
+            case _:
+                raise ValueError(f"not an inbound event: {etype}")
+
+    def _resolve(self, seq: int, result: Any, failure: dict[str, Any] | None) -> None:
+        future = self._activities.get(seq)
+        if future is None or future.done():
+            return
+        if failure is None:
+            future.set_result(result)
+            return
+        cause = from_failure(failure)
+        activity_type = self._activity_types.get(seq, "")
+        future.set_exception(ActivityError(
+            f"activity {activity_type!r} (seq {seq}) failed: {cause}", cause,
+            activity_type=activity_type, activity_id=seq, attempt=failure.get("attempt", 0)))
+
+    # -- signals ------------------------------------------------------------------------
+    def _deliver_signal(self, name: str, args: list[Any]) -> None:
+        handler = self.signal_handlers.get(name)
+        if handler is not None:
+            self._call_handler(handler, args)
+            return
+        waiters = self.signal_waiters[name]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(_signal_value(args))
+                return
+        self.signal_buffer[name].append(args)
+
+    def _call_handler(self, handler: Callable[..., Any], args: list[Any]) -> None:
+        outcome = handler(*args)
+        if inspect.isawaitable(outcome):
+            self.loop.create_task(outcome)  # type: ignore[arg-type]
+
+    def register_signal(self, name: str, handler: Callable[..., Any]) -> None:
+        self.signal_handlers[name] = handler
+        buffered = self.signal_buffer.pop(name, deque())
+        for args in buffered:
+            self._call_handler(handler, args)
+
+    def take_buffered_signal(self, name: str) -> tuple[bool, Any]:
+        buffered = self.signal_buffer.get(name)
+        if buffered:
+            return True, _signal_value(buffered.popleft())
+        return False, None
+
+    # -- running ------------------------------------------------------------------------
+    async def _run_main(self, args: list[Any]) -> Any:
+        return await self._fn(self.ctx, *args)
+
+    def run(self) -> None:
+        """Run workflow code until it waits on something only history can provide."""
+        while True:
+            try:
+                self.loop.run_ready()
+            except Exception as exc:  # a signal handler or callback raised synchronously
+                self.loop.errors.append(exc)
+            if not self._check_conditions():
+                break
+        self._check_closed()
+
+    def _check_conditions(self) -> bool:
+        progressed = False
+        for pred, future in list(self.conditions):
+            if future.done():
+                self.conditions.remove((pred, future))
+                continue
+            if pred():
+                future.set_result(True)
+                self.conditions.remove((pred, future))
+                progressed = True
+        return progressed or self.loop.has_ready()
+
+    def _check_closed(self) -> None:
+        if self.closed is not None or self._main is None:
+            return
+        if self.loop.errors:
+            exc = self.loop.errors[0]
+            self._close(h.FailWorkflow(self.next_seq(), to_failure(exc)))
+            return
+        if not self._main.done():
+            return
+        if self._main.cancelled():
+            if self.cancel_requested:
+                self._close(h.CancelWorkflow(self.next_seq()))
+            else:
+                err = ApplicationError("workflow task was cancelled without a cancel request")
+                self._close(h.FailWorkflow(self.next_seq(), to_failure(err)))
+            return
+        exc = self._main.exception()
+        if isinstance(exc, asyncio.CancelledError) and self.cancel_requested:
+            self._close(h.CancelWorkflow(self.next_seq()))
+        elif exc is not None:
+            self._close(h.FailWorkflow(self.next_seq(), to_failure(exc)))
+        else:
+            self._close(h.CompleteWorkflow(self.next_seq(), self._main.result()))
+
+    def _close(self, cmd: h.Command) -> None:
+        self._commands.append(cmd)
+        self.closed = cmd
+
+    # -- queries ------------------------------------------------------------------------
+    def query(self, name: str, args: list[Any]) -> Any:
+        handler = self.query_handlers.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.query_handlers)) or "none"
+            raise QueryRejectedError(f"unknown query {name!r} (registered: {known})")
+        try:
+            return handler(*args)
+        except Exception as exc:
+            raise QueryRejectedError(f"query {name!r} failed: {exc}") from exc
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.loop.time(), UTC)
+
+
+def _signal_value(args: list[Any]) -> Any:
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else list(args)
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Logs only when the code runs for the first time, never while replaying."""
+
+    def __init__(self, instance: WorkflowInstance, info: WorkflowInfo) -> None:
+        super().__init__(logging.getLogger("ostinato.workflow"),
+                         {"workflow_id": info.workflow_id, "run_id": info.run_id})
+        self._instance = instance
+
+    def isEnabledFor(self, level: int) -> bool:
+        return not self._instance.replaying and self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if not self._instance.replaying:
+            super().log(level, msg, *args, **kwargs)

@@ -1,0 +1,95 @@
+"""JSON payloads and failures: how values and exceptions cross process boundaries."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+from ._errors import (
+    ActivityError,
+    ApplicationError,
+    CallbackError,
+    ChildWorkflowError,
+    PayloadTooLargeError,
+)
+
+#: Largest encoded payload (arguments, results, signals) accepted anywhere. SQS carries at most
+#: 256 KiB per message and a history batch item at most 400 KB, so one payload stays well below.
+MAX_PAYLOAD_BYTES = 200 * 1024
+
+Failure = dict[str, Any]
+
+
+def dumps(value: Any) -> str:
+    """Encode compactly; raises TypeError naming the culprit for non-JSON values."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def check_payload(what: str, value: Any, limit: int = MAX_PAYLOAD_BYTES) -> str:
+    """Encode `value` and refuse it when it is not JSON or too large."""
+    try:
+        text = dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(
+            f"{what} is not JSON-serialisable: {exc}", type="SerializationError", non_retryable=True
+        ) from exc
+    size = len(text.encode())
+    if size > limit:
+        raise PayloadTooLargeError(what, size, limit)
+    return text
+
+
+def to_failure(exc: BaseException) -> Failure:
+    """Describe an exception as a JSON failure (type, message, retryability, cause chain)."""
+    failure: Failure = {"message": str(exc) or type(exc).__name__}
+    if isinstance(exc, ApplicationError):
+        failure.update(kind="application", type=exc.type, non_retryable=exc.non_retryable)
+        if exc.details is not None:
+            failure["details"] = exc.details
+    elif isinstance(exc, TimeoutError):
+        failure.update(kind="timeout", type="TimeoutError")
+    elif isinstance(exc, ActivityError):
+        failure.update(kind="activity", type="ActivityError", activity_type=exc.activity_type)
+    elif isinstance(exc, ChildWorkflowError):
+        failure.update(kind="child", type="ChildWorkflowError")
+    elif isinstance(exc, CallbackError):
+        failure.update(kind="callback", type="CallbackError")
+    else:
+        failure.update(kind="application", type=type(exc).__name__, non_retryable=False)
+    cause = getattr(exc, "cause", None) or exc.__cause__
+    if cause is not None and cause is not exc:
+        failure["cause"] = to_failure(cause)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
+    failure["stack"] = tb[-4000:]
+    return failure
+
+
+def from_failure(failure: Failure) -> BaseException:
+    """Rebuild an exception from a failure: the builtin TimeoutError or an ApplicationError."""
+    cause = from_failure(failure["cause"]) if failure.get("cause") else None
+    kind = failure.get("kind")
+    message = failure.get("message", "")
+    exc: BaseException
+    if kind == "timeout":
+        exc = TimeoutError(message)
+    elif kind == "activity":
+        exc = ActivityError(message, cause, activity_type=failure.get("activity_type", ""))
+    elif kind == "child":
+        exc = ChildWorkflowError(message, cause)
+    elif kind == "callback":
+        exc = CallbackError(message, cause)
+    else:
+        exc = ApplicationError(
+            message,
+            type=failure.get("type"),
+            non_retryable=bool(failure.get("non_retryable")),
+            details=failure.get("details"),
+        )
+    if cause is not None:
+        exc.__cause__ = cause
+    return exc

@@ -1,0 +1,310 @@
+"""DynamoDB storage through pynamodb: run histories, workflow heads, heartbeats.
+
+Layout (one table, keys `pk`/`sk`):
+
+- `W#<workflow_id>` / `HEAD`: the current run of a workflow id and its projection (status,
+  type, times, result, custom status) for describe and list; indexes `by_status`, `by_type`.
+- `R#<run_id>` / `B#<n>`: batch n of the run's history (events, outbox, consumed message
+  keys, projection). Batches are put with `attribute_not_exists`: the key is the expected
+  sequence number, so of two racing appenders exactly one wins (`AppendConflict`).
+- `R#<run_id>` / `H#<seq>`: last heartbeat details of activity `seq`.
+
+Every write is conditional; a failed condition becomes a typed error here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from . import _history as h
+from ._serde import dumps, loads
+
+#: Bytes of event JSON per item: DynamoDB items are at most 400 KB with attribute names.
+ITEM_CHUNK = 300_000
+
+
+class StoreError(Exception):
+    """Base of the storage adapter's typed errors."""
+
+
+class AppendConflict(StoreError):
+    """Another writer appended this batch number first: re-read and decide again."""
+
+
+class StartConflict(StoreError):
+    """The workflow id already has a RUNNING run."""
+
+    def __init__(self, head: Head | None) -> None:
+        super().__init__("workflow id already running")
+        self.head = head
+
+
+def _conditional_failed(exc: Exception) -> bool:
+    code = getattr(exc, "cause_response_code", None)
+    if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+        if code == "TransactionCanceledException":
+            reasons = getattr(exc, "cancellation_reasons", None) or []
+            return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+        return True
+    return False
+
+
+@dataclass
+class Head:
+    """The current run of a workflow id, with what describe and list show."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    start_time: float
+    args: list[Any]
+    close_time: float | None = None
+    result: Any = None
+    failure: dict[str, Any] | None = None
+    custom_status: Any = None
+    batch: int = 0
+    task_failure: str | None = None
+
+
+@functools.cache
+def _models(table_name: str, region: str) -> tuple[type[Model], type[Model], type[Model]]:
+    meta = type("Meta", (), {"table_name": table_name, "region": region})
+
+    class ByStatus(GlobalSecondaryIndex):  # type: ignore[type-arg]
+        class Meta:
+            index_name = "by_status"
+            projection = AllProjection()
+
+        status = UnicodeAttribute(hash_key=True)
+        start_time = NumberAttribute(range_key=True)
+
+    class ByType(GlobalSecondaryIndex):  # type: ignore[type-arg]
+        class Meta:
+            index_name = "by_type"
+            projection = AllProjection()
+
+        workflow_type = UnicodeAttribute(hash_key=True)
+        start_time = NumberAttribute(range_key=True)
+
+    class HeadItem(Model):
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        run_id = UnicodeAttribute()
+        workflow_type = UnicodeAttribute()
+        status = UnicodeAttribute()
+        start_time = NumberAttribute()
+        args = UnicodeAttribute()
+        close_time = NumberAttribute(null=True)
+        result = UnicodeAttribute(null=True)
+        failure = UnicodeAttribute(null=True)
+        custom_status = UnicodeAttribute(null=True)
+        batch = NumberAttribute(default=0)
+        task_failure = UnicodeAttribute(null=True)
+        by_status = ByStatus()
+        by_type = ByType()
+
+    class BatchItem(Model):
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        first = NumberAttribute()
+        t = NumberAttribute()
+        decided = BooleanAttribute()
+        events = UnicodeAttribute()
+        parts = NumberAttribute(default=1)
+        outbox = UnicodeAttribute(null=True)
+        consumed = ListAttribute(null=True)  # type: ignore[var-annotated]
+        state = UnicodeAttribute(null=True)
+
+    class HeartbeatItem(Model):
+        Meta = meta
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        attempt = NumberAttribute()
+        details = UnicodeAttribute()
+
+    return HeadItem, BatchItem, HeartbeatItem
+
+
+def _batch_sk(number: int) -> str:
+    return f"B#{number:010d}"
+
+
+class Store:
+    """The DynamoDB adapter (see the module docstring)."""
+
+    def __init__(self, table_name: str, region: str = "us-east-1") -> None:
+        self._head, self._batch, self._heartbeat = _models(table_name, region)
+        self.table_name = table_name
+
+    # -- heads --------------------------------------------------------------------------
+    def get_head(self, workflow_id: str) -> Head | None:
+        try:
+            item = self._head.get(f"W#{workflow_id}", "HEAD", consistent_read=True)
+        except self._head.DoesNotExist:
+            return None
+        return self._to_head(item)
+
+    def _to_head(self, item: Any) -> Head:
+        return Head(
+            workflow_id=item.pk[2:], run_id=item.run_id, workflow_type=item.workflow_type,
+            status=item.status, start_time=float(item.start_time), args=loads(item.args),
+            close_time=None if item.close_time is None else float(item.close_time),
+            result=None if item.result is None else loads(item.result),
+            failure=None if item.failure is None else loads(item.failure),
+            custom_status=None if item.custom_status is None else loads(item.custom_status),
+            batch=int(item.batch or 0), task_failure=item.task_failure)
+
+    def create_head(self, head: Head) -> None:
+        """Make `head` the current run unless the id has a RUNNING run (`StartConflict`)."""
+        H = self._head
+        item = H(f"W#{head.workflow_id}", "HEAD", run_id=head.run_id,
+                 workflow_type=head.workflow_type, status=h.RUNNING,
+                 start_time=head.start_time, args=dumps(head.args), batch=0)
+        id_is_free = H.pk.does_not_exist() | (H.status != h.RUNNING)
+        try:
+            item.save(condition=id_is_free)
+        except PutError as exc:
+            if _conditional_failed(exc):
+                raise StartConflict(self.get_head(head.workflow_id)) from None
+            raise
+
+    def project(self, workflow_id: str, run_id: str, batch: int, state: dict[str, Any],
+                task_failure: str | None = None) -> bool:
+        """Copy a batch's projection onto the head, unless a newer one is there already."""
+        H = self._head
+        item = H(f"W#{workflow_id}", "HEAD")
+        actions = [H.status.set(state["status"]), H.batch.set(batch),
+                   H.custom_status.set(dumps(state.get("custom_status")))]
+        if task_failure is None:
+            actions.append(H.task_failure.remove())
+        else:
+            actions.append(H.task_failure.set(task_failure[:2000]))
+        if state["status"] != h.RUNNING:
+            actions += [H.close_time.set(state.get("close_time")),
+                        H.result.set(dumps(state.get("result"))),
+                        H.failure.set(dumps(state.get("failure")))]
+        newer_batch_of_this_run = (H.run_id == run_id) & (H.batch < batch)
+        try:
+            item.update(actions=actions, condition=newer_batch_of_this_run)
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def list_heads(self, status: str | None = None, workflow_type: str | None = None,
+                   limit: int = 100, start_key: dict[str, Any] | None = None,
+                   ) -> tuple[list[Head], dict[str, Any] | None]:
+        """Newest first; filter by status and/or type through the indexes."""
+        H = self._head
+        if status is not None:
+            condition = None if workflow_type is None else (H.workflow_type == workflow_type)
+            result = H.by_status.query(status, filter_condition=condition, limit=limit,
+                                       scan_index_forward=False,
+                                       last_evaluated_key=start_key)
+        elif workflow_type is not None:
+            result = H.by_type.query(workflow_type, limit=limit, scan_index_forward=False,
+                                     last_evaluated_key=start_key)
+        else:
+            result = H.scan(H.sk == "HEAD", limit=limit, last_evaluated_key=start_key)
+        heads = [self._to_head(item) for item in result]
+        return heads, result.last_evaluated_key
+
+    # -- history ------------------------------------------------------------------------
+    def load_batches(self, run_id: str) -> list[h.Batch]:
+        B = self._batch
+        items = B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True)
+        batches: list[h.Batch] = []
+        pending: list[Any] = []
+        for item in items:
+            pending.append(item)
+            if len(pending) < int(pending[0].parts):
+                continue
+            head = pending[0]
+            events_json = "".join(part.events for part in pending)
+            batches.append(h.Batch(
+                number=int(head.sk[2:12]), first_event_id=int(head.first), time=float(head.t),
+                decided=bool(head.decided), events=[tuple(e) for e in loads(events_json)],
+                outbox=loads(head.outbox) if head.outbox else [],
+                consumed=list(head.consumed or []),
+                state=loads(head.state) if head.state else {}))
+            pending = []
+        return batches
+
+    def append(self, run_id: str, batch: h.Batch) -> None:
+        """Append `batch` at its number; `AppendConflict` if that number is taken."""
+        B = self._batch
+        events_json = dumps(batch.events)
+        chunks = [events_json[i:i + ITEM_CHUNK]
+                  for i in range(0, len(events_json), ITEM_CHUNK)] or ["[]"]
+        sk = _batch_sk(batch.number)
+        head = B(f"R#{run_id}", sk, first=batch.first_event_id, t=batch.time,
+                 decided=batch.decided, events=chunks[0], parts=len(chunks),
+                 outbox=dumps(batch.outbox) if batch.outbox else None,
+                 consumed=batch.consumed or None, state=dumps(batch.state))
+        number_is_free = B.pk.does_not_exist()
+        try:
+            if len(chunks) == 1:
+                head.save(condition=number_is_free)
+                return
+            with TransactWrite(connection=B._get_connection().connection) as tx:
+                tx.save(head, condition=number_is_free)
+                for i, chunk in enumerate(chunks[1:], start=1):
+                    part = B(f"R#{run_id}", f"{sk}#{i:03d}", first=batch.first_event_id,
+                             t=batch.time, decided=batch.decided, events=chunk, parts=1)
+                    tx.save(part, condition=number_is_free)
+        except (PutError, TransactWriteError) as exc:
+            if _conditional_failed(exc):
+                raise AppendConflict(f"batch {batch.number} of run {run_id} exists") from None
+            raise
+
+    def last_batch(self, run_id: str) -> h.Batch | None:
+        """The newest batch head of a run (its projection is authoritative)."""
+        B = self._batch
+        items = list(B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True,
+                             scan_index_forward=False, limit=4))
+        for item in items:
+            if "#" not in item.sk[2:]:
+                return h.Batch(number=int(item.sk[2:12]), first_event_id=int(item.first),
+                               time=float(item.t), decided=bool(item.decided), events=[],
+                               state=loads(item.state) if item.state else {})
+        return None
+
+    def iter_events(self, run_id: str) -> Iterator[h.Event]:
+        for batch in self.load_batches(run_id):
+            yield from batch.to_events()
+
+    # -- heartbeats ---------------------------------------------------------------------
+    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:
+        """Record details unless a later attempt already did (a stale attempt loses quietly)."""
+        HB = self._heartbeat
+        item = HB(f"R#{run_id}", f"H#{seq}", attempt=attempt, details=dumps(details))
+        try:
+            item.save(condition=HB.pk.does_not_exist() | (HB.attempt <= attempt))
+        except PutError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def load_heartbeat(self, run_id: str, seq: int) -> Any:
+        try:
+            item = self._heartbeat.get(f"R#{run_id}", f"H#{seq}", consistent_read=True)
+        except self._heartbeat.DoesNotExist:
+            return None
+        return loads(item.details)

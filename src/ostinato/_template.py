@@ -1,0 +1,173 @@
+"""Read `template.yaml` and create its stateful resources on an emulated AWS.
+
+The local stack and the test environment build the table, queues and schedule group from the
+same template SAM deploys, and resolve the functions' environment variables from it, so the two
+cannot drift. Only what the stack uses is understood: tables, queues, schedule groups, and the
+intrinsics Ref, GetAtt and Sub.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCOUNT = "123456789012"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns `!Ref x` into `{"Ref": x}` and `!GetAtt a.b` into GetAtt."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def default_template_path() -> Path:
+    """`./template.yaml` if present, else the one beside the source tree."""
+    here = Path.cwd() / "template.yaml"
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+@dataclass
+class QueueMapping:
+    """An SQS event source: the queue a function is triggered by."""
+
+    function: str
+    handler: str
+    queue_url: str
+    batch_size: int
+    fifo: bool
+
+
+@dataclass
+class Stack:
+    """What `create` made: physical ids, ARNs, resolved function environment, triggers."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    queue_mappings: list[QueueMapping] = field(default_factory=list)
+    queue_urls_by_arn: dict[str, str] = field(default_factory=dict)
+    code_root: Path = Path(".")
+    schedule_groups: list[str] = field(default_factory=list)
+
+
+def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
+           region: str = "us-east-1", template_dir: Path | None = None) -> Stack:
+    """Create the template's tables, queues and schedule groups through `session`'s clients."""
+    resources: dict[str, Any] = template["Resources"]
+    stack = Stack(code_root=template_dir or Path("."))
+    pseudo = {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
+              "AWS::Partition": "aws"}
+    ddb = session.client("dynamodb", region_name=region)
+    sqs = session.client("sqs", region_name=region)
+    scheduler = session.client("scheduler", region_name=region)
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                if arg in pseudo:
+                    return pseudo[arg]
+                if arg in stack.refs:
+                    return stack.refs[arg]
+                param = template.get("Parameters", {}).get(arg, {})
+                return str(param.get("Default", ""))
+            if key == "Fn::GetAtt":
+                name, attr = arg
+                if attr == "Arn":
+                    return stack.arns[name]
+                raise ValueError(f"unsupported GetAtt {name}.{attr}")
+            if key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(
+                    resolve({"Fn::GetAtt": m.group(1).split(".", 1)}) if "." in m.group(1)
+                    else resolve({"Ref": m.group(1)})), text)
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    ordered = sorted(resources.items(), key=lambda kv: "RedrivePolicy" in json.dumps(
+        kv[1].get("Properties", {}), default=str))
+    for name, resource in ordered:
+        props = resource.get("Properties", {})
+        match resource["Type"]:
+            case "AWS::DynamoDB::Table":
+                table = f"{stack_name}-{name}"
+                args: dict[str, Any] = {
+                    "TableName": table, "AttributeDefinitions": props["AttributeDefinitions"],
+                    "KeySchema": props["KeySchema"],
+                    "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST")}
+                if props.get("GlobalSecondaryIndexes"):
+                    args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+                ddb.create_table(**args)
+                stack.refs[name] = table
+                stack.arns[name] = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
+            case "AWS::SQS::Queue":
+                fifo = bool(props.get("FifoQueue"))
+                queue = f"{stack_name}-{name}" + (".fifo" if fifo else "")
+                attrs = {}
+                for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds"):
+                    if key in props:
+                        attrs[key] = str(props[key])
+                if fifo:
+                    attrs["FifoQueue"] = "true"
+                    attrs["ContentBasedDeduplication"] = str(
+                        bool(props.get("ContentBasedDeduplication"))).lower()
+                if "RedrivePolicy" in props:
+                    attrs["RedrivePolicy"] = json.dumps(resolve(props["RedrivePolicy"]))
+                url = sqs.create_queue(QueueName=queue, Attributes=attrs)["QueueUrl"]
+                stack.refs[name] = url
+                stack.arns[name] = f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"
+                stack.queue_urls_by_arn[stack.arns[name]] = url
+            case "AWS::Scheduler::ScheduleGroup":
+                group = resolve(props.get("Name", f"{stack_name}-{name}"))
+                scheduler.create_schedule_group(Name=group)
+                stack.refs[name] = group
+                stack.arns[name] = f"arn:aws:scheduler:{region}:{ACCOUNT}:schedule-group/{group}"
+                stack.schedule_groups.append(group)
+            case "AWS::IAM::Role":
+                stack.refs[name] = f"{stack_name}-{name}"
+                stack.arns[name] = f"arn:aws:iam::{ACCOUNT}:role/{stack_name}-{name}"
+    globals_env = (template.get("Globals", {}).get("Function", {})
+                   .get("Environment", {}).get("Variables", {}))
+    stack.environment = {k: str(resolve(v)) for k, v in globals_env.items()}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            arn = resolve(event["Properties"]["Queue"])
+            url = stack.queue_urls_by_arn[arn]
+            stack.queue_mappings.append(QueueMapping(
+                name, props["Handler"], url, int(event["Properties"].get("BatchSize", 10)),
+                url.endswith(".fifo")))
+    return stack

@@ -1,0 +1,100 @@
+"""The Lambda entry points; `functions/*/app.py` re-export these.
+
+Each parses its trigger with Powertools, calls the engine once, and shapes the response.
+SQS triggers report partial batch failures, so one bad message never re-runs its batch-mates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from . import _runtime
+
+logger = Logger(service="ostinato")
+
+
+def _receive_count(record: SQSRecord) -> int:
+    return int(record.attributes.approximate_receive_count or 1)
+
+
+# -- workflow tasks (FIFO) ---------------------------------------------------------------------
+class _GroupedDecider:
+    """Decides once per workflow for all its messages in the batch (fewer replays, fewer writes).
+
+    Powertools calls the record handler per record; the first record of a workflow group runs
+    the decision for the whole group, the others share its outcome.
+    """
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        for raw in event.get("Records", []):
+            body = json.loads(raw["body"])
+            body["_sent"] = int(raw.get("attributes", {}).get("SentTimestamp", 0)) / 1000
+            self.groups.setdefault(body["wid"], []).append(body)
+        self.outcome: dict[str, BaseException | None] = {}
+
+    def __call__(self, record: SQSRecord) -> None:
+        wid = json.loads(record.body)["wid"]
+        if wid not in self.outcome:
+            msgs = self.groups[wid]
+            logger.append_keys(workflow_id=wid, run_id=msgs[0]["rid"])
+            try:
+                _runtime.get().engine.handle_workflow_messages(msgs, sent_at=msgs[0]["_sent"])
+                self.outcome[wid] = None
+            except Exception as exc:
+                logger.exception("workflow task failed; it will be redelivered")
+                self.outcome[wid] = exc
+        error = self.outcome[wid]
+        if error is not None:
+            raise error
+
+
+@logger.inject_lambda_context(clear_state=True)
+def workflow_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS FIFO workflow-task queue -> decider."""
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    return process_partial_response(event=event, record_handler=_GroupedDecider(event),
+                                    processor=processor, context=context)
+
+
+# -- activity tasks ----------------------------------------------------------------------------
+_activity_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _activity_record(record: SQSRecord) -> None:
+    task = json.loads(record.body)
+    logger.append_keys(workflow_id=task["wid"], run_id=task["rid"],
+                       activity=f"{task['activity_type']}#{task['seq']}")
+    _runtime.get().engine.handle_activity_task(task, _receive_count(record))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def activity_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS activity queue -> activity worker."""
+    return process_partial_response(event=event, record_handler=_activity_record,
+                                    processor=_activity_processor, context=context)
+
+
+# -- due deliveries (timer queue; Scheduler targets it too) --------------------------------------
+_timer_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _timer_record(record: SQSRecord) -> None:
+    _runtime.get().engine.handle_due(json.loads(record.body))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def timer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS timer queue -> forward due timers, retries and wake-ups."""
+    return process_partial_response(event=event, record_handler=_timer_record,
+                                    processor=_timer_processor, context=context)

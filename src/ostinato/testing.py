@@ -1,0 +1,212 @@
+"""`WorkflowEnvironment`: the real engine, in-process, against moto, on a virtual clock.
+
+```python
+with WorkflowEnvironment(app) as env:
+    handle = env.client.start_workflow(order, ["a"], id="order-1")
+    handle.signal("approve", "ann")
+    assert handle.result()["approved_by"] == "ann"   # a 3-day wait takes milliseconds
+```
+
+The table, queues and schedule group come from `template.yaml`; messages travel through moto's
+SQS, whose delays and visibility timeouts follow the virtual clock; the `functions/` handlers
+are invoked with Lambda-shaped SQS events as event-source mappings would; due Scheduler
+schedules are fired into their targets. With `time_skipping`, whenever nothing can run the
+clock jumps to the next due message or schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import _history as h
+from . import _runtime
+from ._client import Client, WorkflowHandle
+from ._config import Settings
+from ._definitions import App, seconds
+from ._emulator import QueuePoller, SchedulerEmulator, import_handler
+from ._template import default_template_path, load_template
+
+__all__ = ["VirtualClock", "WorkflowEnvironment"]
+
+#: How far virtual time may run ahead while waiting for one result, by default.
+DEFAULT_HORIZON = timedelta(days=400).total_seconds()
+
+
+class VirtualClock:
+    """Seconds since the epoch, moved only by the environment."""
+
+    def __init__(self, start: float) -> None:
+        self._now = start
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance_to(self, t: float) -> None:
+        self._now = max(self._now, t)
+
+
+class _EnvClient(Client):
+    """A normal client whose waits drive the environment instead of polling."""
+
+    env: WorkflowEnvironment
+
+    def _wait_closed(self, handle: WorkflowHandle, timeout: float | None) -> h.Batch:
+        state: dict[str, Any] = {}
+
+        def closed() -> bool:
+            last = self.store.last_batch(handle.current_run_id())
+            state["last"] = last
+            return last is not None and last.state.get("status", h.RUNNING) != h.RUNNING
+
+        self.env.run_until(closed, timeout=timeout)
+        return state["last"]
+
+
+class WorkflowEnvironment:
+    """See the module docstring.
+
+    Args:
+        app: the App whose workflows and activities run.
+        time_skipping: jump virtual time to the next due timer when idle (else wait for it).
+        start_time: the virtual clock's start (defaults to now).
+        template: the SAM template to build resources from (defaults to ./template.yaml).
+    """
+
+    def __init__(self, app: App, time_skipping: bool = True, start_time: datetime | None = None,
+                 template: str | Path | None = None) -> None:
+        self.app = app
+        self.time_skipping = time_skipping
+        start = (start_time or datetime.now(UTC)).timestamp()
+        self.clock = VirtualClock(start) if time_skipping else time.time
+        self._template_path = Path(template) if template else default_template_path()
+        self._mock: Any = None
+        self._sqs_clock: Any = None
+        self.handler_errors: list[BaseException] = []
+        self.pollers: list[QueuePoller] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> WorkflowEnvironment:
+        import boto3
+        from moto import mock_aws
+
+        from . import _motolocal, _template
+
+        _motolocal.serialize_dispatch()
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            os.environ.setdefault(key, value)
+        self._mock = mock_aws()
+        self._mock.start()
+        if self.time_skipping:
+            self._sqs_clock = _motolocal.SqsClock(self.clock).__enter__()
+        session = boto3.Session(region_name="us-east-1")
+        template = load_template(self._template_path)
+        self.stack = _template.create(template, session,
+                                      template_dir=self._template_path.parent)
+        self.settings = Settings.from_mapping(self.stack.environment)
+        self.sqs = session.client("sqs")
+        self.scheduler = session.client("scheduler")
+        self.runtime = _runtime.build(self.settings, self.app, clock=self.clock,
+                                      client_cls=_EnvClient)
+        self.runtime.transport.sqs = self.sqs
+        self.runtime.transport._scheduler = self.scheduler
+        self.client: Client = self.runtime.client
+        self.client.env = self  # type: ignore[attr-defined]
+        _runtime.install(self.runtime)
+        for mapping in self.stack.queue_mappings:
+            handler = import_handler(mapping.handler, self.stack.code_root)
+            self.pollers.append(QueuePoller(mapping, handler, self.sqs,
+                                            on_error=self._record_error))
+        self.schedules = SchedulerEmulator(self.scheduler, self.sqs, self.stack.schedule_groups,
+                                           self.stack.queue_urls_by_arn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _runtime.install(None)
+        if self._sqs_clock is not None:
+            self._sqs_clock.__exit__()
+        if self._mock is not None:
+            self._mock.stop()
+
+    def _record_error(self, _mapping: Any, exc: BaseException) -> None:
+        self.handler_errors.append(exc)
+
+    @property
+    def engine(self) -> Any:
+        return self.runtime.engine
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- driving ------------------------------------------------------------------------
+    def step(self) -> int:
+        """Fire due schedules and poll every queue once; return messages handled."""
+        handled = self.schedules.fire_due(self.clock())
+        for poller in self.pollers:
+            handled += poller.poll()
+        return handled
+
+    def drain(self, max_rounds: int = 100_000) -> int:
+        """Run until nothing is receivable at the current time."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = self.step()
+            total += handled
+            if not handled:
+                return total
+        raise RuntimeError("the environment did not settle")
+
+    def next_due(self) -> float | None:
+        from ._motolocal import next_sqs_due
+
+        times = [t for t in (next_sqs_due(self.clock()), self.schedules.next_due())
+                 if t is not None]
+        return min(times) if times else None
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None,
+                  horizon: float = DEFAULT_HORIZON) -> None:
+        """Drive the engine until `done()`; `TimeoutError` if blocked for good.
+
+        `timeout` bounds wall-clock seconds; `horizon` bounds virtual seconds.
+        """
+        wall_deadline = None if timeout is None else time.monotonic() + timeout
+        virtual_limit = self.clock() + horizon
+        while not done():
+            if self.drain():
+                continue
+            if done():
+                return
+            if wall_deadline is not None and time.monotonic() > wall_deadline:
+                raise TimeoutError(f"not done after {timeout}s")
+            due = self.next_due()
+            if due is None:
+                raise TimeoutError("blocked: no message, timer or retry is on its way")
+            if due > virtual_limit:
+                raise TimeoutError("blocked: the next event is beyond the time horizon")
+            self._wait_until(due)
+
+    def _wait_until(self, due: float) -> None:
+        if isinstance(self.clock, VirtualClock):
+            self.clock.advance_to(due + 0.001)
+        else:
+            time.sleep(min(max(due - time.time(), 0.005), 0.25))
+
+    def sleep(self, duration: float | timedelta) -> None:
+        """Advance virtual time by `duration`, running everything that falls due meanwhile."""
+        target = self.clock() + (seconds(duration) or 0)
+        while True:
+            self.drain()
+            due = self.next_due()
+            if due is None or due > target:
+                break
+            self._wait_until(due)
+        if isinstance(self.clock, VirtualClock):
+            self.clock.advance_to(target)
+        else:
+            time.sleep(max(0.0, target - time.time()))
+        self.drain()
