@@ -166,3 +166,36 @@ class CancelWorkflow(Command):
 
 
 CLOSING_COMMANDS = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+
+
+# --- the portable history document (HTTP history, `ostinato replay`) ------------------------
+
+def to_document(workflow_id: str, run_id: str, batches: list[Batch]) -> dict[str, Any]:
+    """A run's history as JSON: flat events, plus the workflow-task boundaries replay needs."""
+    events = []
+    for batch in batches:
+        for event in batch.to_events():
+            events.append({**event.to_dict(), "task": batch.number})
+    tasks = [{"number": b.number, "time": b.time, "decided": b.decided} for b in batches]
+    return {"workflow_id": workflow_id, "run_id": run_id, "events": events, "tasks": tasks}
+
+
+def from_document(doc: dict[str, Any]) -> list[Batch]:
+    """Rebuild batches from `to_document` output (raises ValueError on malformed input)."""
+    try:
+        tasks = {t["number"]: t for t in doc["tasks"]}
+        batches: dict[int, Batch] = {}
+        for event in doc["events"]:
+            number = event["task"]
+            attrs = {k: v for k, v in event.items()
+                     if k not in ("event_id", "event_type", "timestamp", "task")}
+            if number not in batches:
+                task = tasks[number]
+                batches[number] = Batch(number, event["event_id"], task["time"], task["decided"],
+                                        [])
+            batches[number].events.append((event["event_type"], attrs))
+        for number, task in tasks.items():  # batches that recorded no events
+            batches.setdefault(number, Batch(number, 0, task["time"], task["decided"], []))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an ostinato history document: missing {exc}") from None
+    return [batches[n] for n in sorted(batches)]

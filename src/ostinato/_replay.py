@@ -226,3 +226,15 @@ def replay_history(definition: WorkflowDefinition, batches: list[h.Batch]) -> Re
     replayer = Replayer(definition, info_from_started(started[1], batches[0].time))
     replayer.replay(batches)
     return replayer
+
+
+def check_document(app: Any, doc: dict[str, Any]) -> Replayer:
+    """Replay a history document (see `_history.to_document`) against `app`'s current code.
+
+    Raises `NonDeterminismError` naming the first diverging event.
+    """
+    batches = h.from_document(doc)
+    if not batches or not batches[0].events:
+        raise ValueError("history has no events")
+    workflow_type = batches[0].events[0][1].get("workflow_type")
+    return replay_history(app.workflow(workflow_type), batches)
