@@ -210,7 +210,7 @@ class WorkflowHandle:
             raise QueryRejectedError(f"workflow {self.id!r} has not started running yet")
         definition = self._client.app.workflow(head.workflow_type)
         try:
-            replayer = replay_history(definition, batches)
+            replayer = replay_history(definition, batches, self._client.app.activities)
         except Exception as exc:
             raise QueryRejectedError(f"cannot replay workflow {self.id!r}: {exc}") from exc
         return replayer.query(name, list(args))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._definitions import activity_definition, seconds, type_name
+from ._definitions import ActivityOptions, activity_definition, seconds, type_name
 
 if TYPE_CHECKING:
     from ._instance import WorkflowInfo, WorkflowInstance
@@ -26,25 +26,25 @@ class WorkflowContext:
         self._instance = instance
 
     # -- activities ---------------------------------------------------------------------
-    def execute_activity(self, activity: Any, *args: Any, **options: Any) -> asyncio.Future[Any]:
+    async def execute_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
         """Run an activity on its task queue; await the result.
 
         Per-call `options` (task_queue, start_to_close_timeout, schedule_to_close_timeout,
         heartbeat_timeout, retry) override the decorator's. Raises `ActivityError` once
         retries are exhausted.
         """
-        return self._schedule(activity, args, options, local=False)
+        return await self._schedule(activity, args, options, local=False)
 
-    def execute_local_activity(self, activity: Any, *args: Any,
-                               **options: Any) -> asyncio.Future[Any]:
+    async def execute_local_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
         """Run a short activity inline in the decider; its outcome is recorded in history."""
-        return self._schedule(activity, args, options, local=True)
+        return await self._schedule(activity, args, options, local=True)
 
     def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
                   local: bool) -> asyncio.Future[Any]:
         if isinstance(activity, str):
-            from ._definitions import ActivityOptions
-            options = ActivityOptions().merged(overrides)
+            registered = self._instance.activities.get(activity)
+            base = registered.options if registered is not None else ActivityOptions()
+            options = base.merged(overrides)
             name = activity
         else:
             definition = activity_definition(activity)

@@ -18,7 +18,7 @@ from . import _history as h
 from ._activity import ActivityContext, ActivityInfo, call_activity
 from ._definitions import ActivityOptions, App
 from ._errors import NonDeterminismError, PayloadTooLargeError, UnknownTypeError
-from ._replay import Decision, LocalOutcome, info_from_started, replay_history
+from ._replay import Decision, LocalOutcome, Replayer, info_from_started, replay_history
 from ._retry import backoff, should_retry
 from ._serde import check_payload, to_failure
 from ._store import AppendConflict, Store
@@ -191,10 +191,10 @@ class Engine:
         history = batches if batches else [h.Batch(0, 1, now, False, [inbound[0]])]
         definition = self.app.workflow(history[0].events[0][1]["workflow_type"])
         if batches:
-            replayer = replay_history(definition, batches)
+            replayer = replay_history(definition, batches, self.app.activities)
         else:
-            from ._replay import Replayer
-            replayer = Replayer(definition, info_from_started(inbound[0][1], now))
+            replayer = Replayer(definition, info_from_started(inbound[0][1], now),
+                                self.app.activities)
         return replayer.decide(inbound, now, self._run_local, last_state.get("local_retries"))
 
     def _failed_task(self, wid: str, rid: str, number: int, first: int, now: float,

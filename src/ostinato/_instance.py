@@ -12,12 +12,13 @@ import inspect
 import logging
 import random
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from . import _history as h
+from ._definitions import ActivityDefinition
 from ._errors import ActivityError, ApplicationError, QueryRejectedError
 from ._loop import DurableTimerHandle, WorkflowLoop
 from ._serde import from_failure, to_failure
@@ -38,10 +39,12 @@ class WorkflowInfo:
 class WorkflowInstance:
     """State of one run as the workflow code sees it (see the module docstring)."""
 
-    def __init__(self, fn: Callable[..., Any], info: WorkflowInfo) -> None:
+    def __init__(self, fn: Callable[..., Any], info: WorkflowInfo,
+                 activities: Mapping[str, ActivityDefinition] | None = None) -> None:
         from ._context import WorkflowContext
 
         self.info = info
+        self.activities = activities or {}
         self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)
         self.replaying = False
         self._seq = 0

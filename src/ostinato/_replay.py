@@ -9,13 +9,13 @@ No boto3, no clock, no I/O: the decider, queries, `ostinato replay` and tests sh
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from . import _history as h
-from ._definitions import WorkflowDefinition
+from ._definitions import ActivityDefinition, WorkflowDefinition
 from ._errors import NonDeterminismError
 from ._instance import WorkflowInfo, WorkflowInstance
 
@@ -80,9 +80,10 @@ def info_from_started(attrs: dict[str, Any], start_time: float) -> WorkflowInfo:
 class Replayer:
     """Rebuilds one run from its history; see the module docstring."""
 
-    def __init__(self, definition: WorkflowDefinition, info: WorkflowInfo) -> None:
+    def __init__(self, definition: WorkflowDefinition, info: WorkflowInfo,
+                 activities: Mapping[str, ActivityDefinition] | None = None) -> None:
         self.definition = definition
-        self.instance = WorkflowInstance(definition.fn, info)
+        self.instance = WorkflowInstance(definition.fn, info, activities)
 
     # -- replaying history --------------------------------------------------------------
     def replay(self, batches: list[h.Batch]) -> None:
@@ -218,12 +219,13 @@ def _describe(attrs: dict[str, Any]) -> str:
     return "(" + ", ".join(f"{k}={attrs[k]!r}" for k in keys if k in attrs) + ")"
 
 
-def replay_history(definition: WorkflowDefinition, batches: list[h.Batch]) -> Replayer:
+def replay_history(definition: WorkflowDefinition, batches: list[h.Batch],
+                   activities: Mapping[str, ActivityDefinition] | None = None) -> Replayer:
     """Replay a whole recorded history; raises `NonDeterminismError` on divergence."""
     started = batches[0].events[0]
     if started[0] != h.STARTED:
         raise ValueError("history must begin with WorkflowExecutionStarted")
-    replayer = Replayer(definition, info_from_started(started[1], batches[0].time))
+    replayer = Replayer(definition, info_from_started(started[1], batches[0].time), activities)
     replayer.replay(batches)
     return replayer
 
@@ -237,4 +239,4 @@ def check_document(app: Any, doc: dict[str, Any]) -> Replayer:
     if not batches or not batches[0].events:
         raise ValueError("history has no events")
     workflow_type = batches[0].events[0][1].get("workflow_type")
-    return replay_history(app.workflow(workflow_type), batches)
+    return replay_history(app.workflow(workflow_type), batches, app.activities)
