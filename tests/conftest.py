@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")  # handlers log JSON to stdout
 
 from ostinato import App
 from ostinato.testing import WorkflowEnvironment

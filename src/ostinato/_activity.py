@@ -89,7 +89,7 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
     def target() -> None:
         try:
             box["result"] = invoke()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True, name=f"activity-{ctx.info.activity_type}")

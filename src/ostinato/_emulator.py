@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._faults import exempt, handler_scope
 from ._template import QueueMapping
 
 
@@ -73,9 +76,12 @@ class QueuePoller:
 
     def poll(self) -> int:
         """Receive one batch and run the handler on it; return how many messages it held."""
-        received = self.sqs.receive_message(
-            QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=self.mapping.batch_size,
-            MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
+        try:
+            received = self.sqs.receive_message(
+                QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=self.mapping.batch_size,
+                MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
+        except (BotoCoreError, ClientError):
+            return 0  # the poller tries again; nothing was taken
         messages = received.get("Messages", [])
         if not messages:
             return 0
@@ -83,7 +89,8 @@ class QueuePoller:
         context = LambdaContext(self.mapping.function, aws_request_id=str(uuid.uuid4()))
         self.invocations += 1
         try:
-            response = self.handler(event, context) or {}
+            with handler_scope():
+                response = self.handler(event, context) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception as exc:  # the whole batch fails, as on Lambda
             if self.on_error is not None:
@@ -92,8 +99,12 @@ class QueuePoller:
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):
             chunk = done[i:i + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)])
+            try:
+                self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(chunk)])
+            except (BotoCoreError, ClientError):
+                pass  # not deleted: SQS delivers them again (at-least-once), as on AWS
         return len(messages)
 
 
@@ -119,6 +130,10 @@ class SchedulerEmulator:
         self.fired = 0
 
     def _schedules(self) -> list[dict[str, Any]]:
+        with exempt():
+            return self._list()
+
+    def _list(self) -> list[dict[str, Any]]:
         found = []
         for group in self.groups:
             pages = self.scheduler.get_paginator("list_schedules").paginate(GroupName=group)
@@ -141,10 +156,11 @@ class SchedulerEmulator:
                 continue
             target = schedule["Target"]
             url = self.queue_urls_by_arn[target["Arn"]]
-            self.sqs.send_message(QueueUrl=url, MessageBody=target.get("Input", "{}"))
-            if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
-                self.scheduler.delete_schedule(Name=schedule["Name"],
-                                               GroupName=schedule["GroupName"])
+            with exempt():
+                self.sqs.send_message(QueueUrl=url, MessageBody=target.get("Input", "{}"))
+                if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
+                    self.scheduler.delete_schedule(Name=schedule["Name"],
+                                                   GroupName=schedule["GroupName"])
             fired += 1
         self.fired += fired
         return fired

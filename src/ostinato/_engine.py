@@ -180,7 +180,7 @@ class Engine:
         try:
             decision = self._replay_and_decide(wid, rid, batches, inbound, now, last_state)
             outbox = self._outbox(wid, rid, batches, decision, now)
-        except Exception as exc:  # noqa: BLE001 - a failed task keeps the run RUNNING
+        except Exception as exc:
             return self._failed_task(wid, rid, number, first, now, inbound, keys, last_state, exc)
         return h.Batch(number, first, now, True, decision.events, outbox, keys,
                        decision.state(now))
@@ -272,7 +272,7 @@ class Engine:
                                    options.start_to_close_timeout, None)
             check_payload(f"result of local activity {cmd.activity_type!r}", result)
             return LocalOutcome(attempt, result=result)
-        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        except Exception as exc:
             failure = _failure(exc, attempt)
             if not isinstance(exc, UnknownTypeError) and should_retry(options.retry, attempt,
                                                                      failure):
@@ -309,7 +309,7 @@ class Engine:
             result = call_activity(definition.fn, task["args"], ctx, timeout,
                                    options.heartbeat_timeout)
             check_payload(f"result of activity {task['activity_type']!r}", result)
-        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        except Exception as exc:
             ctx.flush()
             failure = _failure(exc, attempt)
             retry_at = self.clock() + backoff(options.retry, attempt)

@@ -41,7 +41,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 def load_template(path: str | Path) -> dict[str, Any]:
     with open(path) as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(fh, Loader=_CfnLoader)
 
 
 def default_template_path() -> Path:

@@ -109,6 +109,12 @@ class Transport:
         else:
             self.send_workflow_task(envelope["msg"])
 
+    def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None:
+        """Make a workflow-task message visible again shortly instead of after the timeout."""
+        self.sqs.change_message_visibility(QueueUrl=self.settings.workflow_queue_url,
+                                           ReceiptHandle=receipt_handle,
+                                           VisibilityTimeout=seconds)
+
     # -- outbox -------------------------------------------------------------------------
     def dispatch(self, outbox: list[dict[str, Any]]) -> None:
         """Send every entry of an outbox; safe to repeat (at-least-once)."""

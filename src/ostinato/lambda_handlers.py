@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from . import _runtime
+from ._engine import RetryLater
 
 logger = Logger(service="ostinato")
 
@@ -37,10 +38,12 @@ class _GroupedDecider:
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.groups: dict[str, list[dict[str, Any]]] = {}
+        self.receipts: dict[str, list[str]] = {}
         for raw in event.get("Records", []):
             body = json.loads(raw["body"])
             body["_sent"] = int(raw.get("attributes", {}).get("SentTimestamp", 0)) / 1000
             self.groups.setdefault(body["wid"], []).append(body)
+            self.receipts.setdefault(body["wid"], []).append(raw["receiptHandle"])
         self.outcome: dict[str, BaseException | None] = {}
 
     def __call__(self, record: SQSRecord) -> None:
@@ -48,9 +51,15 @@ class _GroupedDecider:
         if wid not in self.outcome:
             msgs = self.groups[wid]
             logger.append_keys(workflow_id=wid, run_id=msgs[0]["rid"])
+            runtime = _runtime.get()
             try:
-                _runtime.get().engine.handle_workflow_messages(msgs, sent_at=msgs[0]["_sent"])
+                runtime.engine.handle_workflow_messages(msgs, sent_at=msgs[0]["_sent"])
                 self.outcome[wid] = None
+            except RetryLater as exc:
+                logger.info(f"workflow task deferred: {exc}")
+                for receipt in self.receipts[wid]:
+                    runtime.transport.retry_soon(receipt)
+                self.outcome[wid] = exc
             except Exception as exc:
                 logger.exception("workflow task failed; it will be redelivered")
                 self.outcome[wid] = exc

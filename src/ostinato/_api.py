@@ -1,0 +1,366 @@
+"""The HTTP API: API Gateway HTTP API (payload 2.0) -> Lambda `api` -> `Client`.
+
+Routes are DESIGN.md §2's. Requests are validated by Powertools against the pydantic models
+below (which also make `/openapi.json`); every error answers `{"error": {"code", "message"}}`.
+Oversized bodies are refused before anything else runs, and the client checks types, payload
+sizes and conflicts before it writes, so a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import _runtime
+from ._errors import (
+    PayloadTooLargeError,
+    QueryRejectedError,
+    UnknownTypeError,
+    WorkflowAlreadyStartedError,
+    WorkflowClosedError,
+    WorkflowNotFoundError,
+)
+from ._history import to_document
+from ._serde import dumps
+
+#: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
+MAX_BODY_BYTES = 256 * 1024
+#: Workflow ids become SQS FIFO message group ids: 1-128 printable ASCII characters; no "/"
+#: (ids are path segments) and no spaces.
+WORKFLOW_ID_PATTERN = r"^[!-.0-~]{1,128}$"
+
+Status = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
+                 "CONTINUED_AS_NEW", "TIMED_OUT"]
+
+logger = Logger(service="ostinato")
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+# -- request and response models (validation and the OpenAPI document) -----------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartWorkflowRequest(_Strict):
+    workflow_type: str = Field(min_length=1, description="registered workflow type name")
+    args: list[Any] = Field(default_factory=list, description="JSON arguments")
+    id: str | None = Field(default=None, pattern=WORKFLOW_ID_PATTERN,
+                           description="workflow id (default: a new UUID)")
+    id_conflict_policy: Literal["fail", "use_existing"] = "fail"
+
+
+class ArgsRequest(_Strict):
+    args: list[Any] = Field(default_factory=list)
+
+
+class ReasonRequest(_Strict):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class StartWorkflowResponse(BaseModel):
+    workflow_id: str
+    run_id: str
+
+
+class ResultResponse(BaseModel):
+    result: Any = None
+
+
+class WorkflowResponse(BaseModel):
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: Status
+    result: Any = None
+    error: dict[str, Any] | None = None
+    custom_status: Any = None
+    start_time: str | None = None
+    close_time: str | None = None
+
+
+class ListResponse(BaseModel):
+    workflows: list[WorkflowResponse]
+    next_token: str | None = None
+
+
+class HistoryResponse(BaseModel):
+    """Also a history document: `ostinato replay` reads a saved response as is."""
+
+    workflow_id: str
+    run_id: str
+    events: list[dict[str, Any]] = Field(
+        description="event_id, event_type, timestamp, task and the event's attributes")
+    tasks: list[dict[str, Any]] = Field(description="workflow-task boundaries, for replay")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, Any]:
+    described = {ok: {"description": _STATUS_TEXT[ok],
+                      "content": {"application/json": {"model": model}}}}
+    for status in errors:
+        described[status] = {"description": _STATUS_TEXT[status],
+                             "content": {"application/json": {"model": ErrorResponse}}}
+    return described
+
+
+_STATUS_TEXT = {200: "OK", 201: "started", 202: "accepted", 400: "malformed request",
+                404: "unknown workflow or workflow type",
+                409: "conflict: already running, or closed", 413: "payload too large",
+                501: "not implemented yet"}
+
+
+# -- errors -------------------------------------------------------------------------------
+def error_response(status: int, code: str, message: str) -> Response:
+    return _json(status, {"error": {"code": code, "message": message}})
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body)
+
+
+#: Domain error -> (HTTP status, error code).
+ERRORS: dict[type[Exception], tuple[int, str]] = {
+    WorkflowNotFoundError: (404, "workflow_not_found"),
+    UnknownTypeError: (404, "unknown_workflow_type"),
+    WorkflowAlreadyStartedError: (409, "workflow_already_started"),
+    WorkflowClosedError: (409, "workflow_closed"),
+    PayloadTooLargeError: (413, "payload_too_large"),
+    QueryRejectedError: (400, "query_rejected"),
+}
+
+
+def _domain_handler(status: int, code: str) -> Callable[[Exception], Response]:
+    def handle(exc: Exception) -> Response:
+        return error_response(status, code, str(exc))
+    return handle
+
+
+for _exc, (_status, _code) in ERRORS.items():
+    app.exception_handler(_exc)(_domain_handler(_status, _code))
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(exc: RequestValidationError) -> Response:
+    problems = exc.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        detail = next(p for p in problems if p.get("type") == "json_invalid")
+        reason = (detail.get("ctx") or {}).get("error", "JSON decode error")
+        return error_response(400, "malformed_json", f"request body is not valid JSON: {reason}")
+    message = "; ".join(f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}"
+                        for p in problems)
+    return error_response(400, "invalid_request", message or "invalid request")
+
+
+@app.exception_handler(Exception)
+def _internal(exc: Exception) -> Response:
+    logger.exception("request failed")
+    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@app.not_found
+def _no_route(_exc: Exception) -> Response:
+    event = app.current_event
+    return error_response(404, "route_not_found",
+                          f"no route for {event.http_method} {event.path}")
+
+
+# -- routes -------------------------------------------------------------------------------
+def _client() -> Any:
+    return _runtime.get().client
+
+
+def _accepted() -> Response[ResultResponse]:
+    return _json(202, {"result": None})
+
+
+@app.post("/workflows", summary="Start a workflow",
+          responses=_responses(201, StartWorkflowResponse, 400, 404, 409, 413))
+def start_workflow(body: Annotated[StartWorkflowRequest, Body()]
+                   ) -> Response[StartWorkflowResponse]:
+    handle = _client().start_workflow(body.workflow_type, *body.args, id=body.id,
+                                      id_conflict_policy=body.id_conflict_policy)
+    logger.append_keys(workflow_id=handle.id)
+    logger.info("workflow started", extra={"workflow_type": body.workflow_type})
+    return _json(201, {"workflow_id": handle.id, "run_id": handle.run_id})
+
+
+@app.get("/workflows", summary="List workflows, newest first",
+         responses=_responses(200, ListResponse, 400))
+def list_workflows(
+    status: Annotated[Status | None, Query()] = None,
+    workflow_type: Annotated[str | None, Query(min_length=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    next_token: Annotated[str | None, Query()] = None,
+) -> Response[ListResponse]:
+    from ._client import WorkflowDescription
+
+    start_key = _decode_token(next_token) if next_token else None
+    heads, last_key = _client().store.list_heads(status, workflow_type, limit, start_key)
+    workflows = [WorkflowDescription.from_head(head).to_dict() for head in heads]
+    return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
+
+
+@app.get("/workflows/<workflow_id>", summary="Describe a workflow",
+         responses=_responses(200, WorkflowResponse, 404))
+def describe_workflow(workflow_id: str) -> Response[WorkflowResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    return _json(200, _client().get_workflow_handle(workflow_id).describe().to_dict())
+
+
+@app.get("/workflows/<workflow_id>/history", summary="A run's history (a replayable document)",
+         responses=_responses(200, HistoryResponse, 404))
+def workflow_history(workflow_id: str,
+                     run_id: Annotated[str | None, Query(min_length=1)] = None,
+                     ) -> Response[HistoryResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    client = _client()
+    rid = client.get_workflow_handle(workflow_id, run_id).current_run_id()
+    batches = client.store.load_batches(rid)
+    if run_id is not None and not batches:
+        raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
+    return _json(200, to_document(workflow_id, rid, batches))
+
+
+@app.post("/workflows/<workflow_id>/signals/<name>", summary="Signal a workflow",
+          responses=_responses(202, ResultResponse, 400, 404, 409, 413))
+def signal_workflow(workflow_id: str, name: str,
+                    body: Annotated[ArgsRequest | None, Body()] = None,
+                    ) -> Response[ResultResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    _client().get_workflow_handle(workflow_id).signal(name, *(body.args if body else []))
+    logger.info("signal sent", extra={"signal": name})
+    return _accepted()
+
+
+@app.post("/workflows/<workflow_id>/queries/<name>", summary="Query a workflow",
+          responses=_responses(200, ResultResponse, 400, 404))
+def query_workflow(workflow_id: str, name: str,
+                   body: Annotated[ArgsRequest | None, Body()] = None,
+                   ) -> Response[ResultResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    result = _client().get_workflow_handle(workflow_id).query(name, *(body.args if body else []))
+    try:
+        dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise QueryRejectedError(f"query {name!r} returned a non-JSON value: {exc}") from None
+    return _json(200, {"result": result})
+
+
+@app.post("/workflows/<workflow_id>/cancel", summary="Request cancellation",
+          responses=_responses(202, ResultResponse, 400, 404, 409))
+def cancel_workflow(workflow_id: str,
+                    body: Annotated[ReasonRequest | None, Body()] = None,
+                    ) -> Response[ResultResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    _client().get_workflow_handle(workflow_id).cancel(body.reason if body else None)
+    logger.info("cancel requested")
+    return _accepted()
+
+
+@app.post("/workflows/<workflow_id>/terminate", summary="Terminate now",
+          responses=_responses(202, ResultResponse, 400, 404, 409))
+def terminate_workflow(workflow_id: str,
+                       body: Annotated[ReasonRequest | None, Body()] = None,
+                    ) -> Response[ResultResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    _client().get_workflow_handle(workflow_id).terminate(body.reason if body else None)
+    logger.info("terminated")
+    return _accepted()
+
+
+@app.post("/workflows/<workflow_id>/updates/<name>", summary="Update a workflow (coming)",
+          responses=_responses(200, ResultResponse, 501))
+def update_workflow(workflow_id: str, name: str) -> Response[ErrorResponse]:
+    return error_response(501, "not_implemented", "workflow updates are not supported yet")
+
+
+@app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback (coming)",
+          responses=_responses(200, ResultResponse, 501))
+def complete_callback(token: str) -> Response[ErrorResponse]:
+    return error_response(501, "not_implemented", "callbacks are not supported yet")
+
+
+@app.get("/openapi.json", include_in_schema=False, enable_validation=False)
+def openapi_document() -> Response[str]:
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
+
+
+@functools.cache
+def openapi_json() -> str:
+    """The OpenAPI document, without Powertools' 422 answers (this API answers 400)."""
+    doc = json.loads(app.get_openapi_json_schema(
+        title="ostinato", version="0.1.0",
+        description="Start, signal, query, cancel, terminate, describe, list and read the "
+                    "history of durable workflows."))
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = doc.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return json.dumps(doc, separators=(",", ":"))
+
+
+# -- pagination tokens --------------------------------------------------------------------
+def _encode_token(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_token(token: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = None
+    if not isinstance(key, dict):
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "next_token"),
+                                       "msg": "not a token this API issued"}])
+    return key
+
+
+# -- the Lambda entry point ---------------------------------------------------------------
+def body_size(event: dict[str, Any]) -> int:
+    """Bytes of the request body as the client sent it."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4 - body[-2:].count("=")
+    return len(body.encode())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway HTTP API (payload format 2.0) -> the routes above."""
+    size = body_size(event)
+    if size > MAX_BODY_BYTES:
+        error = {"code": "payload_too_large", "message": f"request body is {size} bytes, "
+                 f"over the limit of {MAX_BODY_BYTES} bytes"}
+        return {"statusCode": 413, "headers": {"Content-Type": "application/json"},
+                "body": dumps({"error": error}), "isBase64Encoded": False}
+    return app.resolve(_as_json(event), context)
+
+
+def _as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """This API speaks JSON only: read any body as JSON (`curl -d` says it is a form)."""
+    headers = event.get("headers") or {}
+    if event.get("body") and not headers.get("content-type", "").startswith("application/json"):
+        event = {**event, "headers": {**headers, "content-type": "application/json"}}
+    return event

@@ -1,0 +1,400 @@
+"""The `ostinato` command: `dev`, `workflow ...` (over the HTTP API) and `replay`.
+
+Failures print one `error: ...` line on stderr and exit non-zero; never a traceback
+(set OSTINATO_DEBUG=1 to get one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+
+from ._apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
+
+STATUS_STYLES = {"RUNNING": "cyan", "COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow",
+                 "TERMINATED": "magenta", "TIMED_OUT": "red", "CONTINUED_AS_NEW": "blue"}
+
+
+class CliError(click.ClickException):
+    """One line on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def _parse_args(values: tuple[str, ...]) -> list[Any]:
+    """Each ARG_JSON as JSON; a value that is not JSON is taken as a plain string."""
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(json.loads(value))
+        except ValueError:
+            parsed.append(value)
+    return parsed
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- the command tree ---------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ostinato")
+def cli() -> None:
+    """Durable workflows as plain Python, serverless on your own AWS account."""
+
+
+@cli.command()
+@click.argument("app", default="examples.order:app", metavar="[APP]")
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTP API port on 127.0.0.1 (0: any free port).")
+@click.option("--dynamodb-local", is_flag=True,
+              help="Keep the table in the official DynamoDB Local engine instead of moto.")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False),
+              help="SAM template to build the stack from (default: ./template.yaml).")
+def dev(app: str, port: int, dynamodb_local: bool, template: str | None) -> None:
+    """Run the whole stack locally: embedded AWS, the functions, the HTTP API.
+
+    APP is the ostinato.App to load, as package.module:attribute.
+    """
+    from . import _dev
+
+    try:
+        _dev.run(app, port, dynamodb_local=dynamodb_local, template=template)
+    except OSError as exc:
+        if exc.errno == 98:  # EADDRINUSE
+            _fail(f"port {port} is already in use (another `ostinato dev`?); try --port")
+        raise
+
+
+def _api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)
+    return click.option("--api-url", envvar="OSTINATO_API_URL", default=DEFAULT_API_URL,
+                        show_default=True, help="The ostinato HTTP API (env OSTINATO_API_URL).")(fn)
+
+
+@cli.group()
+def workflow() -> None:
+    """Start, signal, query, cancel, terminate, describe and list workflows."""
+
+
+def _call(api_url: str, method: str, path: str, body: Any = None,
+          query: dict[str, Any] | None = None) -> Any:
+    try:
+        return ApiClient(api_url).request(method, path, body, query)
+    except ApiError as exc:
+        _fail(str(exc))
+
+
+def _wf(workflow_id: str, *rest: str) -> str:
+    return "/".join(["/workflows", segment(workflow_id), *(segment(r) for r in rest)])
+
+
+@workflow.command()
+@click.argument("workflow_type")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@click.option("--id", "workflow_id", help="Workflow id (default: a new UUID).")
+@click.option("--id-conflict-policy", type=click.Choice(["fail", "use_existing"]),
+              default="fail", show_default=True)
+@_api_options
+def start(workflow_type: str, args: tuple[str, ...], workflow_id: str | None,
+          id_conflict_policy: str, api_url: str, as_json: bool) -> None:
+    """Start a WORKFLOW_TYPE workflow with JSON arguments."""
+    body: dict[str, Any] = {"workflow_type": workflow_type, "args": _parse_args(args),
+                            "id_conflict_policy": id_conflict_policy}
+    if workflow_id is not None:
+        body["id"] = workflow_id
+    answer = _call(api_url, "POST", "/workflows", body)
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"started {answer['workflow_id']} (run {answer['run_id']})")
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@_api_options
+def describe(workflow_id: str, api_url: str, as_json: bool) -> None:
+    """Show a workflow's status, result or error."""
+    answer = _call(api_url, "GET", _wf(workflow_id))
+    if as_json:
+        _print_json(answer)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("workflow_id", "run_id", "workflow_type", "status", "custom_status",
+                "start_time", "close_time", "result", "error"):
+        value = answer.get(key)
+        if key == "status":
+            shown = f"[{STATUS_STYLES.get(value, 'white')}]{value}[/]"
+        elif value is None or isinstance(value, str):
+            shown = "" if value is None else _escape(value)
+        else:
+            shown = _escape(json.dumps(value, ensure_ascii=False))
+        table.add_row(key, shown)
+    _console().print(table)
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.option("--run-id", help="A past run of the id (default: the current one).")
+@_api_options
+def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -> None:
+    """Show a run's history as a timeline (--json: a document `ostinato replay` reads)."""
+    answer = _call(api_url, "GET", _wf(workflow_id, "history"), query={"run_id": run_id})
+    if as_json:
+        _print_json(answer)
+        return
+    from rich.table import Table
+
+    from ._eventfmt import summarize
+
+    events = answer.get("events", [])
+    table = Table(title=f"{workflow_id}  run {answer.get('run_id', '')}", title_justify="left",
+                  box=None, header_style="bold")
+    for column, justify in (("#", "right"), ("time", "left"), ("+s", "right"),
+                            ("event", "left"), ("details", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    first = _timestamp(events[0]["timestamp"]) if events else None
+    for event in events:
+        at = _timestamp(event["timestamp"])
+        elapsed = f"{(at - first).total_seconds():.3f}" if first else ""
+        attrs = {k: v for k, v in event.items()
+                 if k not in ("event_id", "event_type", "timestamp", "task")}
+        table.add_row(str(event["event_id"]), at.strftime("%H:%M:%S.%f")[:-3], elapsed,
+                      _style_event(event["event_type"]),
+                      _escape(summarize(event["event_type"], attrs)))
+    _console().print(table)
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.argument("name")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@_api_options
+def signal(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
+           as_json: bool) -> None:
+    """Send signal NAME with JSON arguments."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "signals", name),
+                   {"args": _parse_args(args)})
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"signalled {workflow_id}: {name}")
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.argument("name")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@_api_options
+def query(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
+          as_json: bool) -> None:
+    """Ask query NAME; print its JSON result."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "queries", name),
+                   {"args": _parse_args(args)})
+    _print_json(answer if as_json else answer["result"])
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.argument("name")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@_api_options
+def update(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
+           as_json: bool) -> None:
+    """Send update NAME with JSON arguments and print its result."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "updates", name),
+                   {"args": _parse_args(args)})
+    _print_json(answer if as_json else answer.get("result"))
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.option("--reason", help="Recorded in history.")
+@_api_options
+def cancel(workflow_id: str, reason: str | None, api_url: str, as_json: bool) -> None:
+    """Request cancellation (the workflow sees CancelledError and may clean up)."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "cancel"), {"reason": reason})
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"cancellation requested for {workflow_id}")
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.option("--reason", help="Recorded in history.")
+@_api_options
+def terminate(workflow_id: str, reason: str | None, api_url: str, as_json: bool) -> None:
+    """End the workflow now, without running any more of its code."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "terminate"), {"reason": reason})
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"terminated {workflow_id}")
+
+
+@workflow.command()
+@click.argument("workflow_id")
+@click.option("--timeout", type=float, help="Give up after this many seconds.")
+@_api_options
+def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool) -> None:
+    """Wait for the workflow to close; print its result (exit 1 unless it completed)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.2
+    while True:
+        answer = _call(api_url, "GET", _wf(workflow_id))
+        if answer["status"] != "RUNNING":
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            _fail(f"workflow {workflow_id!r} still running after {timeout:g}s")
+        time.sleep(pause)
+        pause = min(pause * 1.5, 2.0)
+    if as_json:
+        _print_json(answer)
+    elif answer["status"] == "COMPLETED":
+        _print_json(answer["result"])
+    if answer["status"] != "COMPLETED":
+        error = answer.get("error") or {}
+        kind = f"{error['type']}: " if error.get("type") else ""
+        detail = f": {kind}{error.get('message', '')}" if error else ""
+        _fail(f"workflow {workflow_id!r} {answer['status'].lower()}{detail}")
+
+
+@workflow.command(name="list")
+@click.option("--status", type=click.Choice(sorted(STATUS_STYLES)), help="Only this status.")
+@click.option("--type", "workflow_type", help="Only this workflow type.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@_api_options
+def list_(status: str | None, workflow_type: str | None, limit: int, api_url: str,
+          as_json: bool) -> None:
+    """List workflows, newest first."""
+    rows: list[dict[str, Any]] = []
+    token: str | None = None
+    while len(rows) < limit:
+        page = _call(api_url, "GET", "/workflows",
+                     query={"status": status, "workflow_type": workflow_type,
+                            "limit": min(100, limit - len(rows)), "next_token": token})
+        rows += page["workflows"]
+        token = page.get("next_token")
+        if not token:
+            break
+    rows = rows[:limit]
+    if as_json:
+        _print_json({"workflows": rows, "next_token": token if len(rows) >= limit else None})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("workflow id", "type", "status", "started", "closed", "custom status"):
+        table.add_column(column)
+    for row in rows:
+        custom = row.get("custom_status")
+        table.add_row(_escape(row["workflow_id"]), _escape(row["workflow_type"]),
+                      f"[{STATUS_STYLES.get(row['status'], 'white')}]{row['status']}[/]",
+                      _short_time(row.get("start_time")), _short_time(row.get("close_time")),
+                      "" if custom is None else _escape(json.dumps(custom)))
+    console = _console()
+    console.print(table)
+    if not rows:
+        console.print("(no workflows)")
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("history_file", metavar="HISTORY.json", type=click.File("r"))
+def replay(app: str, history_file: Any) -> None:
+    """Check APP's current code against a recorded history (exit 1 on divergence).
+
+    HISTORY.json is what `ostinato workflow history ID --json` (or GET
+    /workflows/{id}/history) returns.
+    """
+    from ._definitions import load_app
+    from ._errors import NonDeterminismError, UnknownTypeError
+    from ._replay import check_document
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # APP is importable from the current directory
+    try:
+        doc = json.load(history_file)
+    except ValueError as exc:
+        _fail(f"{history_file.name} is not JSON: {exc}")
+    try:
+        application = load_app(app)
+    except (ImportError, AttributeError, TypeError, ValueError) as exc:
+        _fail(f"cannot load app {app!r}: {exc}")
+    workflow_id = doc.get("workflow_id", "?") if isinstance(doc, dict) else "?"
+    try:
+        check_document(application, doc)
+    except NonDeterminismError as exc:
+        _fail(f"workflow {workflow_id!r} diverges from its history: {exc}")
+    except UnknownTypeError as exc:
+        _fail(f"{exc} in {app!r}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        _fail(f"{history_file.name} is not an ostinato history document: {exc}")
+    count = len(doc.get("events", []))
+    click.echo(f"ok: {count} events of workflow {workflow_id!r} replay against {app}")
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _short_time(value: str | None) -> str:
+    if not value:
+        return ""
+    return _timestamp(value).strftime("%m-%d %H:%M:%S")
+
+
+def _style_event(event_type: str) -> str:
+    if event_type.endswith(("Failed", "TimedOut", "Terminated")):
+        return f"[red]{event_type}[/]"
+    if event_type.startswith("WorkflowExecution") and event_type.endswith(
+            ("Completed", "Started")):
+        return f"[green]{event_type}[/]"
+    return event_type
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="ostinato", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # one line, never a traceback
+        if os.environ.get("OSTINATO_DEBUG"):
+            raise
+        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

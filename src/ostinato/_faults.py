@@ -1,0 +1,122 @@
+"""Fault injection at the AWS SDK boundary, for tests.
+
+`FaultInjector` wraps every botocore API call (boto3 and pynamodb alike) and, by a plan, raises
+a connection error either BEFORE the request is sent (nothing happened) or AFTER it executed
+(the effect is there, the caller never hears of it) — the two ways a Lambda sees AWS fail, and
+also how a Lambda that dies between two calls looks to the system.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+_in_handler: contextvars.ContextVar[bool] = contextvars.ContextVar("ostinato_in_handler",
+                                                                  default=False)
+
+
+_exempt: contextvars.ContextVar[bool] = contextvars.ContextVar("ostinato_exempt", default=False)
+
+
+@contextmanager
+def exempt() -> Iterator[None]:
+    """Calls made by emulated AWS services themselves (e.g. Scheduler firing): never faulted."""
+    token = _exempt.set(True)
+    try:
+        yield
+    finally:
+        _exempt.reset(token)
+
+
+@contextmanager
+def handler_scope() -> Iterator[None]:
+    """Mark calls made while a Lambda handler runs (the emulator wraps invocations in it)."""
+    token = _in_handler.set(True)
+    try:
+        yield
+    finally:
+        _in_handler.reset(token)
+
+
+@dataclass(frozen=True)
+class Call:
+    index: int
+    service: str
+    operation: str
+    in_handler: bool
+
+
+Plan = Callable[[Call], str | None]  # -> None | "before" | "after"
+
+
+class InjectedFault(EndpointConnectionError):
+    pass
+
+
+class FaultInjector:
+    """Context manager making AWS calls fail per `plan` (see the module docstring)."""
+
+    def __init__(self, plan: Plan, handlers_only: bool = True) -> None:
+        self.plan = plan
+        self.handlers_only = handlers_only
+        self.calls: list[Call] = []
+        self.injected: list[tuple[Call, str]] = []
+        self._lock = threading.Lock()
+        self._original: Any = None
+
+    @classmethod
+    def seeded(cls, seed: int, rate: float, handlers_only: bool = True) -> FaultInjector:
+        """Each call fails with probability `rate`, half before and half after it executes."""
+        rng = random.Random(seed)
+
+        def plan(call: Call) -> str | None:
+            roll = rng.random()
+            if roll < rate / 2:
+                return "before"
+            if roll < rate:
+                return "after"
+            return None
+
+        return cls(plan, handlers_only)
+
+    @classmethod
+    def at(cls, index: int, when: str) -> FaultInjector:
+        """Fail only the `index`-th eligible call, `when` = "before" or "after"."""
+        return cls(lambda call: when if call.index == index else None)
+
+    def __enter__(self) -> FaultInjector:
+        injector = self
+        original = BaseClient._make_api_call
+        self._original = original
+
+        def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            in_handler = _in_handler.get()
+            if _exempt.get() or (injector.handlers_only and not in_handler):
+                return original(client, operation, params)
+            with injector._lock:
+                call = Call(len(injector.calls), client.meta.service_model.service_name,
+                            operation, in_handler)
+                injector.calls.append(call)
+                when = injector.plan(call)
+                if when:
+                    injector.injected.append((call, when))
+            if when == "before":
+                raise InjectedFault(endpoint_url=f"injected://{call.service}/{operation}")
+            result = original(client, operation, params)
+            if when == "after":
+                raise ConnectionClosedError(endpoint_url=f"injected://{call.service}/{operation}")
+            return result
+
+        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        BaseClient._make_api_call = self._original  # type: ignore[method-assign]

@@ -1,0 +1,39 @@
+"""A workflow touching every moving part at once, for fault-injection runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import ostinato
+from ostinato import RetryPolicy, activity, workflow
+
+executions: Counter[str] = Counter()
+
+
+@activity(retry=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=0))
+def step(name: str) -> str:
+    executions[name] += 1
+    return name.upper()
+
+
+@workflow
+async def mixed(ctx: ostinato.WorkflowContext, wid: str) -> dict:
+    got: list[str] = []
+    ctx.on_signal("poke", got.append)
+    first = await ctx.execute_activity(step, f"{wid}-a")
+    pair = await asyncio.gather(ctx.execute_activity(step, f"{wid}-b"),
+                                ctx.execute_activity(step, f"{wid}-c"))
+    await ctx.sleep(timedelta(minutes=5))
+    local = await ctx.execute_local_activity(step, f"{wid}-local")
+    await ctx.wait_condition(lambda: got, timeout=timedelta(hours=1))
+    return {"first": first, "pair": list(pair), "local": local, "signal": got[0]}
+
+
+def expected(wid: str) -> dict:
+    return {"first": f"{wid}-A".upper(), "pair": [f"{wid}-B".upper(), f"{wid}-C".upper()],
+            "local": f"{wid}-LOCAL".upper(), "signal": "hi"}
+
+
+app = ostinato.App(workflows=[mixed], activities=[step])

@@ -1,0 +1,194 @@
+"""Failure is the normal case: AWS calls failing before or after they take effect, handlers
+dying between any two calls, SQS delivering twice, deciders racing. Whatever happens: the right
+result, no duplicated or missing history event, no stuck workflow."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from ostinato._faults import FaultInjector
+from ostinato.testing import WorkflowEnvironment
+from tests.apps import mixed
+from tests.conftest import assert_history_sound
+
+
+def run_mixed(env, wids, injector=None):
+    """Start, signal and finish `mixed` workflows (optionally under faults); return handles."""
+    handles = [env.client.start_workflow("mixed", wid, id=wid) for wid in wids]
+    if injector is not None:
+        injector.__enter__()
+    try:
+        env.sleep(600)  # past the 5-minute timers: every workflow now waits for its signal
+        for handle in handles:
+            handle.signal("poke", "hi")
+        for handle in handles:
+            assert handle.result(timeout=120) == mixed.expected(handle.id)
+    finally:
+        if injector is not None:
+            injector.__exit__(None, None, None)
+    return handles
+
+
+def check_sound(env, handles):
+    for handle in handles:
+        history = handle.history()
+        assert_history_sound(history)
+        assert history[-1].event_type == "WorkflowExecutionCompleted"
+        # A crash after the closing write is repaired when SQS redelivers the message
+        # (visibility timeout 360 s): describe() is eventually consistent, result() is not.
+        env.sleep(400)
+        assert handle.describe().status == "COMPLETED"
+        for suffix in ("a", "b", "c"):
+            assert mixed.executions[f"{handle.id}-{suffix}"] >= 1
+
+
+def count_calls(make_env) -> int:
+    env = make_env(mixed.app)
+    with FaultInjector(lambda call: None) as probe:
+        run_mixed(env, ["probe"])
+    return len(probe.calls)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_crash_at_every_aws_call_of_a_workflow(make_env, when):
+    """A handler dies at call i (before or after it took effect), for every i of a run."""
+    total = count_calls(make_env)
+    assert total > 15  # the run makes many AWS calls; each one is a place to die
+    for index in range(total):
+        mixed.executions.clear()
+        with WorkflowEnvironment(mixed.app) as env:
+            injector = FaultInjector.at(index, when)
+            handles = run_mixed(env, [f"w{index}"], injector)
+            assert len(injector.injected) == 1, f"call {index} was not reached"
+            check_sound(env, handles)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_faults_across_a_batch_of_workflows(make_env, seed):
+    """Seeded faults on 8% of every AWS call (handlers and the event-source poller alike)."""
+    mixed.executions.clear()
+    env = make_env(mixed.app)
+    injector = FaultInjector.seeded(seed, rate=0.08, handlers_only=False)
+    wids = [f"s{seed}-{i}" for i in range(8)]
+    handles = [env.client.start_workflow("mixed", wid, id=wid) for wid in wids]
+    with injector:
+        env.sleep(600)
+    for handle in handles:
+        handle.signal("poke", "hi")
+    with injector:
+        for handle in handles:
+            assert handle.result(timeout=120) == mixed.expected(handle.id)
+    assert len(injector.injected) > 10
+    check_sound(env, handles)
+
+
+def test_client_start_failing_after_the_wakeup_leaves_no_half_started_workflow(make_env):
+    env = make_env(mixed.app)
+    # call 0 is the SQS wake-up, call 1 the conditional put of the run: fail the put
+    with FaultInjector(lambda c: "before" if c.operation == "PutItem" else None,
+                       handlers_only=False), pytest.raises(Exception, match="injected"):
+        env.client.start_workflow("mixed", "x", id="half")
+    env.sleep(120)  # the orphan wake-up is retried, then dropped after its grace period
+    assert env.runtime.store.get_head("half") is None
+    assert env.next_due() is None  # nothing left circulating
+    # the id is free: a retried start works
+    assert run_mixed(env, ["half"])[0].describe().status == "COMPLETED"
+
+
+def test_client_start_failing_after_the_write_still_runs(make_env):
+    env = make_env(mixed.app)
+    with FaultInjector(lambda c: "after" if c.operation == "PutItem" else None,
+                       handlers_only=False), pytest.raises(Exception, match="injected"):
+        env.client.start_workflow("mixed", "y", id="y")
+    handle = env.client.get_workflow_handle("y")
+    env.sleep(600)
+    handle.signal("poke", "hi")
+    assert handle.result() == mixed.expected("y")
+
+
+def test_sqs_delivers_every_message_twice(make_env):
+    """Every workflow-task and activity message sent twice (new dedup ids): nothing doubles."""
+    env = make_env(mixed.app)
+    transport = env.runtime.transport
+    sqs = transport.sqs
+    original = sqs.send_message
+
+    def twice(**kwargs):
+        original(**kwargs)
+        if "MessageDeduplicationId" in kwargs:
+            kwargs = {**kwargs, "MessageDeduplicationId": kwargs["MessageDeduplicationId"] + "x"}
+        return original(**kwargs)
+
+    sqs.send_message = twice
+    mixed.executions.clear()
+    handles = run_mixed(env, ["d1", "d2"])
+    check_sound(env, handles)
+    assert mixed.executions["d1-a"] == 2  # activities ran at least once (here twice) ...
+    results = [e for e in handles[0].history() if e.event_type == "ActivityTaskCompleted"]
+    assert len(results) == 3  # ... and their results were recorded exactly once
+
+
+def test_two_deciders_race_on_one_workflow(make_env):
+    """The same workflow-task messages handed to two deciders at once: one append wins."""
+    env = make_env(mixed.app)
+    handle = env.client.start_workflow("mixed", "r", id="r")
+    messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
+                                       MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in messages]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def decide():
+        try:
+            barrier.wait()
+            env.engine.handle_workflow_messages(bodies)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decide) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    history = handle.history()
+    assert [e.event_type for e in history].count("WorkflowExecutionStarted") == 1
+    assert_history_sound(history)
+    env.sqs.delete_message(QueueUrl=env.settings.workflow_queue_url,
+                           ReceiptHandle=messages[0]["ReceiptHandle"])
+    env.sleep(600)
+    handle.signal("poke", "hi")
+    assert handle.result() == mixed.expected("r")
+    assert_history_sound(handle.history())
+
+
+def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monkeypatch):
+    """Interleave deterministically: B appends between A's read and A's write."""
+    env = make_env(mixed.app)
+    handle = env.client.start_workflow("mixed", "i", id="i")
+    messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
+                                       MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in messages]
+    store = env.runtime.store
+    original = store.append
+    raced = []
+
+    def append_after_rival(run_id, batch):
+        if not raced:
+            raced.append(True)
+            original(run_id, batch)  # the rival decider wins with the same decision...
+        return original(run_id, batch)  # ...so ours now conflicts and must re-read
+
+    monkeypatch.setattr(store, "append", append_after_rival)
+    env.engine.handle_workflow_messages(bodies)
+    assert len(store.load_batches(handle.current_run_id())) == 1
+    monkeypatch.setattr(store, "append", original)
+    env.sqs.delete_message(QueueUrl=env.settings.workflow_queue_url,
+                           ReceiptHandle=messages[0]["ReceiptHandle"])
+    env.sleep(600)
+    handle.signal("poke", "hi")
+    assert handle.result() == mixed.expected("i")
+    assert_history_sound(handle.history())
