@@ -145,7 +145,7 @@ def test_two_deciders_race_on_one_workflow(make_env):
         try:
             barrier.wait()
             env.engine.handle_workflow_messages(bodies)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=decide) for _ in range(2)]

@@ -173,7 +173,7 @@ def workflow(*, name: str | None = None,
              execution_timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
 def workflow(fn: Any = None, /, *, name: str | None = None,
              execution_timeout: float | timedelta | None = None) -> Any:
-    """Mark an `async def (ctx, *args)` as a workflow; its type name defaults to the function name."""
+    """Mark an `async def (ctx, *args)` as a workflow; the type name defaults to its name."""
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -221,15 +221,15 @@ class App:
         self.workflows: dict[str, WorkflowDefinition] = {}
         self.activities: dict[str, ActivityDefinition] = {}
         for wf in workflows:
-            definition = workflow_definition(wf)
-            if definition.name in self.workflows:
-                raise ValueError(f"workflow type {definition.name!r} registered twice")
-            self.workflows[definition.name] = definition
+            wf_def = workflow_definition(wf)
+            if wf_def.name in self.workflows:
+                raise ValueError(f"workflow type {wf_def.name!r} registered twice")
+            self.workflows[wf_def.name] = wf_def
         for act in activities:
-            definition = activity_definition(act)
-            if definition.name in self.activities:
-                raise ValueError(f"activity type {definition.name!r} registered twice")
-            self.activities[definition.name] = definition
+            act_def = activity_definition(act)
+            if act_def.name in self.activities:
+                raise ValueError(f"activity type {act_def.name!r} registered twice")
+            self.activities[act_def.name] = act_def
         self.triggers = list(triggers)
 
     def workflow(self, name: str) -> WorkflowDefinition:

