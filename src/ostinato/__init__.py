@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._activity import ActivityContext, ActivityInfo, activity_context
-from ._client import Client, WorkflowDescription, WorkflowHandle
 from ._context import WorkflowContext
 from ._definitions import App, RetryPolicy, activity, workflow
 from ._errors import (
@@ -27,6 +28,21 @@ from ._errors import (
 )
 from ._history import Event
 from ._instance import WorkflowInfo
+
+if TYPE_CHECKING:
+    from ._client import Client, WorkflowDescription, WorkflowHandle
+
+_LAZY = {"Client", "WorkflowDescription", "WorkflowHandle"}
+
+
+def __getattr__(name: str) -> Any:
+    """The client pulls in boto3 and pynamodb: import it on first use, so the pure core
+    (and `ostinato replay`) load without the AWS SDK."""
+    if name in _LAZY:
+        from . import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module 'ostinato' has no attribute {name!r}")
 
 __all__ = [
     "ActivityContext",

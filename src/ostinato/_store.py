@@ -127,11 +127,9 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
         first = NumberAttribute()
         t = NumberAttribute()
         decided = BooleanAttribute()
-        events = UnicodeAttribute()
+        body = UnicodeAttribute()  # JSON {"events", "outbox", "state"}, chunked over parts
         parts = NumberAttribute(default=1)
-        outbox = UnicodeAttribute(null=True)
         consumed = ListAttribute(null=True)  # type: ignore[var-annotated]
-        state = UnicodeAttribute(null=True)
 
     class HeartbeatItem(Model):
         Meta = meta  # type: ignore[assignment]
@@ -145,6 +143,24 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
 
 def _batch_sk(number: int) -> str:
     return f"B#{number:010d}"
+
+
+def _compact(outbox: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Activity tasks without their arguments: the ActivityTaskScheduled event has them."""
+    return [{**e, "msg": {k: v for k, v in e["msg"].items() if k != "args"}}
+            if e["op"] == "activity" else e for e in outbox]
+
+
+def _to_batch(head: Any, body_json: str) -> h.Batch:
+    body = loads(body_json)
+    events = [tuple(e) for e in body["events"]]
+    args = {attrs["seq"]: attrs["args"] for etype, attrs in events
+            if etype == h.ACTIVITY_SCHEDULED}
+    outbox = [{**e, "msg": {**e["msg"], "args": args[e["msg"]["seq"]]}}
+              if e["op"] == "activity" else e for e in body["outbox"]]
+    return h.Batch(number=int(head.sk[2:12]), first_event_id=int(head.first), time=float(head.t),
+                   decided=bool(head.decided), events=events,  # type: ignore[arg-type]
+                   outbox=outbox, consumed=list(head.consumed or []), state=body["state"])
 
 
 class Store:
@@ -231,62 +247,54 @@ class Store:
     # -- history ------------------------------------------------------------------------
     def load_batches(self, run_id: str) -> list[h.Batch]:
         B = self._batch
-        items = B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True)
+        items = list(B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True))
         batches: list[h.Batch] = []
-        pending: list[Any] = []
-        for item in items:
-            pending.append(item)
-            if len(pending) < int(pending[0].parts):
-                continue
-            head = pending[0]
-            events_json = "".join(part.events for part in pending)
-            batches.append(h.Batch(
-                number=int(head.sk[2:12]), first_event_id=int(head.first), time=float(head.t),
-                decided=bool(head.decided), events=[tuple(e) for e in loads(events_json)],
-                outbox=loads(head.outbox) if head.outbox else [],
-                consumed=list(head.consumed or []),
-                state=loads(head.state) if head.state else {}))
-            pending = []
+        i = 0
+        while i < len(items):
+            head = items[i]
+            parts = items[i:i + int(head.parts)]
+            batches.append(_to_batch(head, "".join(p.body for p in parts)))
+            i += len(parts)
         return batches
 
-    def append(self, run_id: str, batch: h.Batch) -> None:
-        """Append `batch` at its number; `AppendConflict` if that number is taken."""
+    def last_batch(self, run_id: str) -> h.Batch | None:
+        """The newest batch of a run (its projection is authoritative)."""
         B = self._batch
-        events_json = dumps(batch.events)
-        chunks = [events_json[i:i + ITEM_CHUNK]
-                  for i in range(0, len(events_json), ITEM_CHUNK)] or ["[]"]
+        tail: list[Any] = []
+        for item in B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True,
+                            scan_index_forward=False, page_size=4):
+            tail.append(item)
+            if len(item.sk) == 12:  # "B#" + 10 digits: the batch's first item
+                return _to_batch(item, "".join(p.body for p in reversed(tail)))
+        return None
+
+    def append(self, run_id: str, batch: h.Batch) -> None:
+        """Append `batch` at its number; `AppendConflict` if that number is taken.
+
+        One conditional PutItem normally; a batch over one item's size is split into parts
+        written in one transaction, each part conditional too.
+        """
+        B = self._batch
+        body = dumps({"events": batch.events, "outbox": _compact(batch.outbox),
+                      "state": batch.state})
+        chunks = [body[i:i + ITEM_CHUNK] for i in range(0, len(body), ITEM_CHUNK)]
         sk = _batch_sk(batch.number)
-        head = B(f"R#{run_id}", sk, first=batch.first_event_id, t=batch.time,
-                 decided=batch.decided, events=chunks[0], parts=len(chunks),
-                 outbox=dumps(batch.outbox) if batch.outbox else None,
-                 consumed=batch.consumed or None, state=dumps(batch.state))
+        items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
+                   t=batch.time, decided=batch.decided, body=chunk, parts=len(chunks),
+                   consumed=(batch.consumed or None) if n == 0 else None)
+                 for n, chunk in enumerate(chunks)]
         number_is_free = B.pk.does_not_exist()
         try:
-            if len(chunks) == 1:
-                head.save(condition=number_is_free)
+            if len(items) == 1:
+                items[0].save(condition=number_is_free)
                 return
             with TransactWrite(connection=B._get_connection().connection) as tx:
-                tx.save(head, condition=number_is_free)
-                for i, chunk in enumerate(chunks[1:], start=1):
-                    part = B(f"R#{run_id}", f"{sk}#{i:03d}", first=batch.first_event_id,
-                             t=batch.time, decided=batch.decided, events=chunk, parts=1)
-                    tx.save(part, condition=number_is_free)
+                for item in items:
+                    tx.save(item, condition=number_is_free)
         except (PutError, TransactWriteError) as exc:
             if _conditional_failed(exc):
                 raise AppendConflict(f"batch {batch.number} of run {run_id} exists") from None
             raise
-
-    def last_batch(self, run_id: str) -> h.Batch | None:
-        """The newest batch head of a run (its projection is authoritative)."""
-        B = self._batch
-        items = list(B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True,
-                             scan_index_forward=False, limit=4))
-        for item in items:
-            if "#" not in item.sk[2:]:
-                return h.Batch(number=int(item.sk[2:12]), first_event_id=int(item.first),
-                               time=float(item.t), decided=bool(item.decided), events=[],
-                               state=loads(item.state) if item.state else {})
-        return None
 
     def iter_events(self, run_id: str) -> Iterator[h.Event]:
         for batch in self.load_batches(run_id):
