@@ -1,0 +1,398 @@
+"""template.yaml: lint-clean, and the CloudFormation SAM makes of it wires what the engine needs.
+
+Offline: cfn-lint runs in-process and the SAM transform runs through `samtranslator` as a
+library (local CodeUri rewritten to an s3:// URI, a stub managed-policy loader). Each `check_*`
+function asserts one property of the generated template; `test_checks_catch_a_broken_template`
+breaks the template in one place per check and proves that the check then fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ostinato._template import load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+
+Template = dict[str, Any]
+
+# queue -> (consuming function, its dead-letter queue, FIFO?)
+QUEUES = {
+    "WorkflowTaskQueue": ("WorkflowTaskFunction", "WorkflowTaskDLQ", True),
+    "ActivityQueueDefault": ("ActivityTaskFunction", "ActivityDLQDefault", False),
+    "TimerQueue": ("TimerFunction", "TimerDLQ", False),
+}
+
+# DESIGN.md section 2, "HTTP API", plus the OpenAPI document.
+ROUTES = {
+    "POST /workflows", "GET /workflows", "GET /workflows/{id}", "GET /workflows/{id}/history",
+    "POST /workflows/{id}/signals/{name}", "POST /workflows/{id}/queries/{name}",
+    "POST /workflows/{id}/updates/{name}", "POST /workflows/{id}/cancel",
+    "POST /workflows/{id}/terminate", "POST /callbacks/{token}", "GET /openapi.json",
+}
+# Reachable without SigV4: callback URLs go to third parties (the token is the credential).
+PUBLIC_ROUTES = {"POST /callbacks/{token}", "GET /openapi.json"}
+
+GLOBAL_ENV = {
+    "OSTINATO_APP", "OSTINATO_TABLE", "OSTINATO_WORKFLOW_QUEUE_URL", "OSTINATO_TIMER_QUEUE_URL",
+    "OSTINATO_TIMER_QUEUE_ARN", "OSTINATO_ACTIVITY_QUEUE_URLS", "OSTINATO_SCHEDULE_GROUP",
+    "OSTINATO_SCHEDULER_ROLE_ARN",
+}
+
+
+def arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+# ------------------------------------------------------------------------------ loading
+class _NoManagedPolicies:
+    """Stands in for samtranslator's IAM-backed loader: the template names no managed policy."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def sam_source() -> Template:
+    return load_template(TEMPLATE)
+
+
+def to_cloudformation(source: Template) -> Template:
+    """The CloudFormation `sam deploy` would submit for `source`, produced offline."""
+    from samtranslator.translator.transform import transform
+
+    source = copy.deepcopy(source)
+    artifact = "s3://ostinato-test-artifacts/code.zip"
+    function_globals = source.get("Globals", {}).get("Function", {})
+    if isinstance(function_globals.get("CodeUri"), str):
+        function_globals["CodeUri"] = artifact
+    for resource in source["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function" and isinstance(
+                props.get("CodeUri"), str):
+            props["CodeUri"] = artifact
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", REGION)  # the translator resolves AWS::Region from it
+        return transform(source, {}, _NoManagedPolicies())
+
+
+@pytest.fixture(scope="module")
+def cfn() -> Template:
+    return to_cloudformation(sam_source())
+
+
+def resources_of(cfn: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in cfn["Resources"].items() if r["Type"] == kind}
+
+
+def statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every IAM policy statement anywhere under `node` (inline, trust, resource policies)."""
+    if isinstance(node, dict):
+        if "Statement" in node:
+            found = node["Statement"]
+            yield from found if isinstance(found, list) else [found]
+        for value in node.values():
+            yield from statements(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from statements(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(cfn: Template, function: str) -> list[dict[str, Any]]:
+    role = cfn["Resources"][f"{function}Role"]
+    return list(statements(role["Properties"].get("Policies", [])))
+
+
+def granted(cfn: Template, function: str, action: str) -> list[Any]:
+    """The resources an inline Allow statement of `function`'s role grants `action` on."""
+    found: list[Any] = []
+    for st in role_statements(cfn, function):
+        if st.get("Effect") == "Allow" and action in as_list(st.get("Action", [])):
+            found += as_list(st["Resource"])
+    return found
+
+
+# ------------------------------------------------------------------------------ checks
+def check_event_sources(cfn: Template) -> None:
+    mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping")
+    for name, mapping in mappings.items():
+        assert "ReportBatchItemFailures" in mapping["Properties"].get(
+            "FunctionResponseTypes", []), f"{name}: no partial batch failures"
+    for queue, (function, _, _) in QUEUES.items():
+        wired = [m["Properties"] for m in mappings.values()
+                 if m["Properties"]["EventSourceArn"] == arn(queue)]
+        assert len(wired) == 1, f"{queue} has {len(wired)} event source mappings"
+        assert wired[0]["FunctionName"] == {"Ref": function}, f"{queue} -> {wired[0]}"
+
+
+def check_queues(cfn: Template) -> None:
+    res = cfn["Resources"]
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    for queue, (function, dlq, fifo) in QUEUES.items():
+        props, dlq_props = res[queue]["Properties"], res[dlq]["Properties"]
+        assert bool(props.get("FifoQueue")) is fifo, f"{queue}: FifoQueue"
+        assert bool(dlq_props.get("FifoQueue")) is fifo, f"{dlq}: must match {queue}'s FIFO-ness"
+        redrive = props.get("RedrivePolicy")
+        assert redrive, f"{queue}: no RedrivePolicy"
+        assert redrive["deadLetterTargetArn"] == arn(dlq), f"{queue}: redrive target"
+        assert 1 <= int(redrive["maxReceiveCount"]) <= 100, f"{queue}: maxReceiveCount"
+        assert "RedrivePolicy" not in dlq_props, f"{dlq} redrives further"
+        assert dlq_props.get("MessageRetentionPeriod") == 1_209_600, f"{dlq}: keep 14 days"
+        # Lambda refuses an SQS mapping whose queue hides messages for less than the timeout.
+        timeout = int(functions[function]["Properties"].get("Timeout", 3))
+        visibility = int(props.get("VisibilityTimeout", 30))
+        assert visibility >= timeout, f"{queue}: visibility {visibility}s < timeout {timeout}s"
+    for name, queue in resources_of(cfn, "AWS::SQS::Queue").items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId"), f"{name}: SSE"
+
+
+def check_table(cfn: Template) -> None:
+    (name, table), = resources_of(cfn, "AWS::DynamoDB::Table").items()
+    assert name == "WorkflowTable", name
+    props = table["Properties"]
+    assert props.get("BillingMode") == "PAY_PER_REQUEST", props.get("BillingMode")
+    pitr = props.get("PointInTimeRecoverySpecification", {})
+    assert pitr.get("PointInTimeRecoveryEnabled") is True, "no point-in-time recovery"
+    assert props.get("SSESpecification", {}).get("SSEEnabled") is True, "no SSE"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "sk", "KeyType": "RANGE"}], props["KeySchema"]
+    indexes = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
+    assert set(indexes) == {"by_status", "by_type"}, sorted(indexes)
+    for index, hash_key in (("by_status", "status"), ("by_type", "workflow_type")):
+        assert indexes[index]["KeySchema"] == [
+            {"AttributeName": hash_key, "KeyType": "HASH"},
+            {"AttributeName": "start_time", "KeyType": "RANGE"}], index
+        assert indexes[index]["Projection"] == {"ProjectionType": "ALL"}, index
+    assert table.get("DeletionPolicy") == "Retain", "histories must survive a stack delete"
+
+
+def check_no_wildcard_actions(cfn: Template) -> None:
+    seen = 0
+    for st in statements(cfn["Resources"]):
+        assert "NotAction" not in st, f"NotAction grants everything else: {st}"
+        for action in as_list(st.get("Action", [])):
+            seen += 1
+            assert "*" not in str(action), f"wildcard action {action!r} in {st}"
+    assert seen >= 20, f"only {seen} actions found: the walk missed the policies"
+
+
+def check_least_privilege(cfn: Template) -> None:
+    table = [arn("WorkflowTable")]
+    table_and_indexes = [arn("WorkflowTable"), {"Fn::Sub": "${WorkflowTable.Arn}/index/*"}]
+    schedules = {"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
+                            ":schedule/${TimerScheduleGroup}/*"}
+    for function in ("WorkflowTaskFunction", "ActivityTaskFunction", "TimerFunction",
+                     "ApiFunction"):
+        sts = role_statements(cfn, function)
+        assert sts, f"{function}: no inline policy"
+        for st in sts:
+            assert st["Effect"] == "Allow", st
+            resources = as_list(st["Resource"])
+            assert "*" not in resources, f"{function}: Resource '*' in {st}"
+            services = {a.split(":")[0] for a in as_list(st["Action"])}
+            if services == {"dynamodb"}:
+                allowed = table_and_indexes if function == "ApiFunction" else table
+                assert all(r in allowed for r in resources), f"{function}: {st}"
+            elif services == {"sqs"}:
+                assert all(r in [arn(q) for q in QUEUES] for r in resources), f"{function}: {st}"
+            elif services == {"scheduler"}:
+                assert resources == [schedules], f"{function}: {st}"
+            elif services == {"iam"}:
+                assert as_list(st["Action"]) == ["iam:PassRole"], st
+                assert resources == [arn("SchedulerRole")], f"{function}: PassRole {st}"
+                assert st["Condition"]["StringEquals"]["iam:PassedToService"] == \
+                    "scheduler.amazonaws.com", st
+            else:
+                raise AssertionError(f"{function}: one service per statement: {st}")
+    api = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+    for action in api:
+        assert sorted(map(json.dumps, granted(cfn, "ApiFunction", action))) == sorted(
+            map(json.dumps, table_and_indexes)), f"ApiFunction: {action}"
+    assert granted(cfn, "ApiFunction", "sqs:SendMessage") == [arn("WorkflowTaskQueue")], "api sqs"
+    assert granted(cfn, "ApiFunction", "iam:PassRole") == [], "api PassRole"
+    assert granted(cfn, "WorkflowTaskFunction", "iam:PassRole") == [arn("SchedulerRole")], \
+        "decider PassRole"
+
+    role = cfn["Resources"]["SchedulerRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}], trust
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+               for s in trust), trust
+    sts = list(statements(role["Policies"]))
+    assert {a for st in sts for a in as_list(st["Action"])} == {"sqs:SendMessage"}, sts
+    targets = sorted(json.dumps(r) for st in sts for r in as_list(st["Resource"]))
+    assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault")), \
+        f"scheduler role may send to {targets}"
+
+
+def check_http_api(cfn: Template) -> None:
+    api = cfn["Resources"]["HttpApi"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api", api["Type"]
+    routes, public = set(), set()
+    for path, methods in api["Properties"]["Body"]["paths"].items():
+        for method, op in methods.items():
+            route = f"{method.upper()} {path}"
+            routes.add(route)
+            uri = op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert "${ApiFunction.Arn}" in uri, f"{route} -> {uri}"
+            if op.get("security") != [{"AWS_IAM": []}]:
+                public.add(route)
+    assert routes == ROUTES, f"missing {ROUTES - routes}, unexpected {routes - ROUTES}"
+    assert public == PUBLIC_ROUTES, f"routes without IAM auth: {sorted(public)}"
+    permissions = resources_of(cfn, "AWS::Lambda::Permission")
+    assert len(permissions) == len(ROUTES), f"{len(permissions)} invoke permissions"
+    assert all(p["Properties"]["FunctionName"] == {"Ref": "ApiFunction"}
+               for p in permissions.values()), "invoke permission for another function"
+    assert "${HttpApi}" in cfn["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"], "ApiUrl output"
+
+
+def check_functions(cfn: Template) -> None:
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    assert set(functions) == {"WorkflowTaskFunction", "ActivityTaskFunction", "TimerFunction",
+                              "ApiFunction"}, sorted(functions)
+    for name, function in functions.items():
+        props = function["Properties"]
+        module = props["Handler"].rsplit(".", 1)[0]
+        assert module.startswith("functions."), f"{name}: {props['Handler']}"
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{name}: no {module}"
+        env = set(props["Environment"]["Variables"])
+        assert env >= GLOBAL_ENV, f"{name}: missing {GLOBAL_ENV - env}"
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert "LoggingConfig" in props, f"{name}: no log group with a retention"
+    assert functions["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway gives up at 30s"
+
+
+CHECKS: dict[str, Callable[[Template], None]] = {
+    "event_sources": check_event_sources,
+    "queues": check_queues,
+    "table": check_table,
+    "no_wildcard_actions": check_no_wildcard_actions,
+    "least_privilege": check_least_privilege,
+    "http_api": check_http_api,
+    "functions": check_functions,
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_generated_cloudformation(cfn: Template, name: str) -> None:
+    CHECKS[name](cfn)
+
+
+# ------------------------------------------------------------------------------ lint
+def lint_errors(text: str) -> list[str]:
+    from cfnlint.api import lint
+
+    return [f"{m.rule.id} line {m.linenumber}: {m.message}"
+            for m in lint(text, regions=[REGION]) if m.rule.id.startswith("E")]
+
+
+def test_cfn_lint_reports_no_errors() -> None:
+    assert lint_errors(TEMPLATE.read_text()) == []
+
+
+def test_cfn_lint_catches_a_bad_reference() -> None:
+    broken = TEMPLATE.read_text().replace("!GetAtt TimerQueue.Arn", "!GetAtt TimerQueue.Nope")
+    assert any(e.startswith("E1010") for e in lint_errors(broken))
+
+
+# ------------------------------------------------------------------------------ can fail
+def _props(t: Template, name: str) -> dict[str, Any]:
+    return t["Resources"][name]["Properties"]
+
+
+def _event(t: Template, function: str) -> dict[str, Any]:
+    (event,) = [e for e in _props(t, function)["Events"].values() if e["Type"] == "SQS"]
+    return event["Properties"]
+
+
+def _add_statement(t: Template, function: str, statement: dict[str, Any]) -> None:
+    _props(t, function)["Policies"][0]["Statement"].append(statement)
+
+
+MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
+    "no partial batch failures": (
+        "event_sources", lambda t: _event(t, "TimerFunction").pop("FunctionResponseTypes")),
+    "queue wired to the wrong function": (
+        "event_sources", lambda t: _event(t, "ActivityTaskFunction").update(
+            Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
+    "standard workflow-task DLQ": (
+        "queues", lambda t: _props(t, "WorkflowTaskDLQ").pop("FifoQueue")),
+    "standard workflow-task queue": (
+        "queues", lambda t: _props(t, "WorkflowTaskQueue").update(FifoQueue=False)),
+    "no redrive": ("queues", lambda t: _props(t, "TimerQueue").pop("RedrivePolicy")),
+    "redrive to another DLQ": (
+        "queues", lambda t: _props(t, "ActivityQueueDefault")["RedrivePolicy"].update(
+            deadLetterTargetArn={"Fn::GetAtt": ["TimerDLQ", "Arn"]})),
+    "visibility below function timeout": (
+        "queues", lambda t: _props(t, "WorkflowTaskQueue").update(VisibilityTimeout=30)),
+    "provisioned table": ("table", lambda t: _props(t, "WorkflowTable").update(
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})),
+    "no PITR": ("table", lambda t: _props(t, "WorkflowTable")[
+        "PointInTimeRecoverySpecification"].update(PointInTimeRecoveryEnabled=False)),
+    "no SSE": ("table", lambda t: _props(t, "WorkflowTable").pop("SSESpecification")),
+    "missing index": ("table", lambda t: _props(t, "WorkflowTable")[
+        "GlobalSecondaryIndexes"].pop()),
+    "wildcard action": ("no_wildcard_actions", lambda t: _add_statement(
+        t, "TimerFunction", {"Effect": "Allow", "Action": "sqs:*",
+                             "Resource": {"Fn::GetAtt": ["TimerQueue", "Arn"]}})),
+    "wildcard action in the scheduler role": (
+        "no_wildcard_actions", lambda t: _props(t, "SchedulerRole")["Policies"][0][
+            "PolicyDocument"]["Statement"][0].update(Action="sqs:Send*")),
+    "table access beyond the table": ("least_privilege", lambda t: _add_statement(
+        t, "ActivityTaskFunction", {"Effect": "Allow", "Action": "dynamodb:GetItem",
+                                    "Resource": "*"})),
+    "PassRole on any role": ("least_privilege", lambda t: _add_statement(
+        t, "TimerFunction", {"Effect": "Allow", "Action": "iam:PassRole",
+                             "Resource": "arn:aws:iam::123456789012:role/admin"})),
+    "scheduler may send anywhere": (
+        "least_privilege", lambda t: _props(t, "SchedulerRole")["Policies"][0][
+            "PolicyDocument"]["Statement"][0]["Resource"].append(
+                {"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
+    "api cannot query indexes": ("least_privilege", lambda t: _props(t, "ApiFunction")[
+        "Policies"][0]["Statement"][0].update(Resource={"Fn::GetAtt": ["WorkflowTable", "Arn"]})),
+    "missing route": ("http_api", lambda t: _props(t, "ApiFunction")["Events"].pop(
+        "TerminateWorkflow")),
+    "unauthenticated control route": ("http_api", lambda t: _props(t, "ApiFunction")[
+        "Events"]["CancelWorkflow"]["Properties"].update(Auth={"Authorizer": "NONE"})),
+    "unknown handler module": ("functions", lambda t: _props(t, "TimerFunction").update(
+        Handler="functions.timers.app.handler")),
+    "slow api": ("functions", lambda t: _props(t, "ApiFunction").update(Timeout=60)),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_checks_catch_a_broken_template(mutation: str) -> None:
+    check, mutate = MUTATIONS[mutation]
+    source = sam_source()
+    mutate(source)
+    with pytest.raises(AssertionError):
+        CHECKS[check](to_cloudformation(source))
+
+
+def test_every_check_is_exercised_by_a_mutation() -> None:
+    assert {check for check, _ in MUTATIONS.values()} == set(CHECKS)
+
+
+# ------------------------------------------------------------------------------ sam build
+def test_sam_build_installs_the_package() -> None:
+    """`sam build` pip-installs requirements.txt at the CodeUri (the repository root)."""
+    source = sam_source()
+    assert source["Globals"]["Function"]["CodeUri"] == "."
+    assert not any("CodeUri" in r.get("Properties", {}) for r in source["Resources"].values()
+                   if r["Type"] == "AWS::Serverless::Function")
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text()
+             .splitlines()]
+    assert any(line and (ROOT / line).resolve() == ROOT for line in lines), lines
