@@ -192,3 +192,24 @@ def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monke
     handle.signal("poke", "hi")
     assert handle.result() == mixed.expected("i")
     assert_history_sound(handle.history())
+
+
+def test_worker_dying_repeatedly_follows_the_retry_policy_not_the_dlq(make_env):
+    """Six worker deaths in a row (more than the queue's maxReceiveCount of 5): the dead
+    attempts count as timed-out attempts and are retried as new messages; nothing strands."""
+    env = make_env(mixed.app)
+    deaths = []
+
+    def plan(call):
+        # the activity worker reports its result with SendMessage to the FIFO queue
+        if (call.operation == "SendMessage" and len(deaths) < 6
+                and '"k":"activity"' in call.params.get("MessageBody", "")):
+            deaths.append(call.index)
+            return "before"
+        return None
+
+    handles = run_mixed(env, ["dies"], FaultInjector(plan))
+    assert len(deaths) == 6
+    check_sound(env, handles)
+    dlq = env.stack.refs["ActivityDLQDefault"]
+    assert "Messages" not in env.sqs.receive_message(QueueUrl=dlq)

@@ -284,22 +284,24 @@ class Engine:
     def handle_activity_task(self, task: dict[str, Any], receive_count: int = 1) -> None:
         """Run one activity attempt; report the outcome or schedule the next attempt."""
         options = ActivityOptions.from_dict(task["options"])
-        # A message seen again means the attempt that received it died or overran.
-        attempt = task["attempt"] + receive_count - 1
+        attempt = task["attempt"]
         now = self.clock()
         deadline = (task["scheduled_at"] + options.schedule_to_close_timeout
                     if options.schedule_to_close_timeout is not None else None)
         wid, rid, seq = task["wid"], task["rid"], task["seq"]
-        details = self.store.load_heartbeat(rid, seq) if attempt > 1 else None
         info = ActivityInfo(wid, rid, seq, task["activity_type"], attempt, options.task_queue,
                             task["scheduled_at"], options.heartbeat_timeout)
-        ctx = ActivityContext(info, details,
+        ctx = ActivityContext(info, None,
                               save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
-        if options.retry.maximum_attempts and attempt > options.retry.maximum_attempts:
-            self._report(task, attempt, error=TimeoutError(
-                "activity attempt did not finish (worker died or overran)"))
-            return
         try:
+            if receive_count > 1:
+                # The worker that received this before died or overran: that attempt failed
+                # with a timeout. Retrying it as a new message (below) keeps a worker that
+                # keeps dying on the retry policy instead of walking the message to the DLQ.
+                raise TimeoutError(f"attempt {attempt} did not finish: its worker died or "
+                                   "ran past the Lambda timeout")
+            if attempt > 1:
+                ctx.heartbeat_details = self.store.load_heartbeat(rid, seq)
             definition = self.app.activity(task["activity_type"])
             timeout = options.start_to_close_timeout
             if deadline is not None:

@@ -52,6 +52,7 @@ class Call:
     service: str
     operation: str
     in_handler: bool
+    params: dict[str, Any]
 
 
 Plan = Callable[[Call], str | None]  # -> None | "before" | "after"
@@ -103,7 +104,7 @@ class FaultInjector:
                 return original(client, operation, params)
             with injector._lock:
                 call = Call(len(injector.calls), client.meta.service_model.service_name,
-                            operation, in_handler)
+                            operation, in_handler, params)
                 injector.calls.append(call)
                 when = injector.plan(call)
                 if when:
