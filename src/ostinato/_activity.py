@@ -40,6 +40,7 @@ class ActivityContext:
         self._throttle = throttle
         self._last_saved = float("-inf")
         self._unsaved: tuple[Any] | None = None
+        self._flush_lock = threading.Lock()  # the worker flushes too when an attempt ends
         self.last_beat = time.monotonic()
 
     def heartbeat(self, details: Any = None) -> None:
@@ -50,10 +51,12 @@ class ActivityContext:
             self.flush()
 
     def flush(self) -> None:
-        if self._save is not None and self._unsaved is not None:
-            self._save(self._unsaved[0])
-            self._last_saved = time.monotonic()
-            self._unsaved = None
+        """Save the latest unsaved details (at most one save in flight at a time)."""
+        with self._flush_lock:
+            pending, self._unsaved = self._unsaved, None
+            if self._save is not None and pending is not None:
+                self._save(pending[0])
+                self._last_saved = time.monotonic()
 
 
 def activity_context() -> ActivityContext:

@@ -66,7 +66,7 @@ def slow() -> str:
     return "late"
 
 
-@activity(heartbeat_timeout=0.3, retry=RetryPolicy(maximum_attempts=2))
+@activity(heartbeat_timeout=1.0, retry=RetryPolicy(maximum_attempts=2))
 def beats(total: int) -> int:
     ctx = activity_context()
     start = ctx.heartbeat_details or 0
@@ -76,7 +76,7 @@ def beats(total: int) -> int:
     for i in range(start, total):
         ctx.heartbeat(i + 1)
         if ctx.info.attempt == 1 and i == 2:
-            time.sleep(1.0)  # goes silent: the heartbeat timeout fails this attempt
+            time.sleep(3.0)  # goes silent: the heartbeat timeout fails this attempt
     return total
 
 
