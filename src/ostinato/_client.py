@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,8 @@ from ._store import Head, StartConflict, Store
 from ._transport import Transport
 
 ID_CONFLICT_POLICIES = ("fail", "use_existing")
+#: Workflow ids become SQS FIFO message group ids and URL path segments.
+WORKFLOW_ID = re.compile(r"[!-.0-~]{1,128}")
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -108,6 +111,9 @@ class Client:
         check_payload("workflow arguments", list(args))
         if start_signal is not None:
             check_payload("signal arguments", list(start_signal_args or []))
+        if id is not None and not WORKFLOW_ID.fullmatch(id):
+            raise ValueError(f"workflow id {id!r}: use 1-128 printable ASCII characters "
+                             "without '/' or spaces (it is an SQS message group id)")
         wid = id or str(uuid.uuid4())
         rid = uuid.uuid4().hex
         # The wake-up goes first: a run that exists always has one on its way (see _engine).
