@@ -214,6 +214,7 @@ def list_workflows(
 
     start_key = _decode_token(next_token) if next_token else None
     heads, last_key = _client().store.list_heads(status, workflow_type, limit, start_key)
+    heads.sort(key=lambda head: head.start_time, reverse=True)  # unfiltered: a scan page
     workflows = [WorkflowDescription.from_head(head).to_dict() for head in heads]
     return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
 

@@ -6,6 +6,7 @@ Failures print one `error: ...` line on stderr and exit non-zero; never a traceb
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -78,8 +79,10 @@ def dev(app: str, port: int, dynamodb_local: bool, template: str | None) -> None
 
     try:
         _dev.run(app, port, dynamodb_local=dynamodb_local, template=template)
+    except RuntimeError as exc:
+        _fail(str(exc))
     except OSError as exc:
-        if exc.errno == 98:  # EADDRINUSE
+        if exc.errno == errno.EADDRINUSE:
             _fail(f"port {port} is already in use (another `ostinato dev`?); try --port")
         raise
 

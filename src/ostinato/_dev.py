@@ -79,7 +79,7 @@ class EmbeddedAws:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -239,7 +239,10 @@ class DevStack:
                                       template_dir=self.template_path.parent)
         os.environ.update(self.stack.environment)
         os.environ["OSTINATO_APP"] = self.app_spec
-        load_app(self.app_spec)  # a typo in APP fails here, not in the first request
+        try:
+            load_app(self.app_spec)  # a typo in APP fails here, not in the first request
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            raise RuntimeError(f"cannot load app {self.app_spec!r}: {exc}") from None
         runtime = _runtime.get()
         runtime.engine.on_events = self._log_events
         sqs = session.client("sqs")
@@ -370,6 +373,10 @@ def run(app_spec: str = DEFAULT_APP, port: int = DEFAULT_PORT, dynamodb_local: b
     signal.signal(signal.SIGTERM, request_stop)
     try:
         stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    try:
         stack.wait()
     finally:
         _echo("stopping...")

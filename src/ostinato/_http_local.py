@@ -86,7 +86,9 @@ def _error(status: int, code: str, message: str) -> tuple[int, list[tuple[str, s
 class LocalHttpApi:
     """A threaded HTTP server invoking `handler` as API Gateway invokes the `api` function.
 
-    `on_request(method, path, status, seconds)` is called after each request.
+    The handler runs as in one warm Lambda container: one request at a time (Powertools'
+    resolver keeps per-request state in module globals). `on_request(method, path, status,
+    seconds)` is called after each request.
     """
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 8787,
@@ -98,11 +100,12 @@ class LocalHttpApi:
         self._server = ThreadingHTTPServer((host, port), self._request_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._container = threading.Lock()
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -124,7 +127,9 @@ class LocalHttpApi:
         event = to_event(method, target, headers, body, source_ip)
         context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()))
         try:
-            return from_response(self.handler(event, context))
+            with self._container:
+                answer = self.handler(event, context)
+            return from_response(answer)
         except Exception as exc:  # a crashed function is a 500, as on AWS
             return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 

@@ -1,0 +1,340 @@
+"""The HTTP API handler, in-process: API Gateway HTTP API v2 events in, JSON out.
+
+Requests are built from events/api_start_workflow.json (the sample `sam local invoke` uses)
+and handed to `functions/api/app.handler` inside a WorkflowEnvironment.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from examples import order
+from functions.api.app import handler
+
+from ostinato._emulator import LambdaContext
+from ostinato._replay import check_document
+from ostinato.testing import WorkflowEnvironment
+
+SAMPLE = json.loads((Path(__file__).resolve().parents[1] / "events" /
+                     "api_start_workflow.json").read_text())
+DESCRIBE_KEYS = {"workflow_id", "run_id", "workflow_type", "status", "result", "error",
+                 "custom_status", "start_time", "close_time"}
+
+
+def call(method: str, path: str, body: Any = None, *, raw: str | None = None,
+         query: dict[str, Any] | None = None, base64_body: bool = False) -> tuple[int, Any]:
+    """One request through the api handler; returns (status, decoded JSON body)."""
+    event = copy.deepcopy(SAMPLE)
+    event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["rawQueryString"] = urlencode(query or {})
+    if query:
+        event["queryStringParameters"] = {k: str(v) for k, v in query.items()}
+    text = raw if raw is not None else (None if body is None else json.dumps(body))
+    if text is None:
+        event.pop("body")
+        event["headers"].pop("content-length")
+    else:
+        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
+        event["isBase64Encoded"] = base64_body
+        event["headers"]["content-length"] = str(len(text.encode()))
+    answer = handler(event, LambdaContext("ApiFunction", aws_request_id="test"))
+    assert answer["headers"]["Content-Type"] == "application/json"
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def start(wid: str = "order-1", items: list[str] | None = None, **extra: Any) -> tuple[int, Any]:
+    return call("POST", "/workflows", {"workflow_type": "order", "args": [items or ["apple"]],
+                                       "id": wid, **extra})
+
+
+def assert_error(answer: tuple[int, Any], status: int, code: str, *words: str) -> None:
+    got_status, got = answer
+    assert (got_status, set(got), set(got["error"])) == (status, {"error"}, {"code", "message"})
+    assert got["error"]["code"] == code
+    for word in words:
+        assert word in got["error"]["message"]
+
+
+def head_count(env: Any) -> int:
+    return len(env.runtime.store.list_heads(limit=1000)[0])
+
+
+def assert_nothing_written(env: Any, heads_before: int) -> None:
+    """No run recorded, no workflow task queued (the queue was drained before the request)."""
+    assert head_count(env) == heads_before
+    attrs = env.sqs.get_queue_attributes(QueueUrl=env.settings.workflow_queue_url,
+                                         AttributeNames=["ApproximateNumberOfMessages"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def event_types(env: Any, wid: str) -> list[str]:
+    return [e.event_type for e in env.client.get_workflow_handle(wid).history()]
+
+
+@pytest.fixture(scope="module")
+def shared_env():
+    with WorkflowEnvironment(order.app) as env:
+        yield env
+
+
+@pytest.fixture
+def env(shared_env):
+    """One environment for the module (they cost seconds each); tests use their own ids."""
+    shared_env.drain()
+    return shared_env
+
+
+@pytest.fixture
+def heads(env) -> int:
+    return head_count(env)
+
+
+# -- the happy paths ------------------------------------------------------------------------
+def test_start_answers_201_and_the_run_runs(env):
+    status, started = start("happy")
+    assert status == 201 and set(started) == {"workflow_id", "run_id"}
+    assert started["workflow_id"] == "happy"
+    env.drain()
+    status, described = call("GET", "/workflows/happy")
+    assert status == 200 and set(described) == DESCRIBE_KEYS
+    assert described["run_id"] == started["run_id"]
+    assert (described["workflow_type"], described["status"]) == ("order", "RUNNING")
+    assert described["custom_status"] == "awaiting approval"
+
+
+def test_start_without_id_gets_a_generated_one(env):
+    status, started = call("POST", "/workflows", {"workflow_type": "order", "args": [["a"]]})
+    assert status == 201 and len(started["workflow_id"]) == 36
+
+
+def test_signal_query_and_completion(env):
+    start("sq")
+    env.drain()
+    assert call("POST", "/workflows/sq/queries/progress") == (
+        200, {"result": {"approved": [], "items": ["apple"]}})
+
+    assert call("POST", "/workflows/sq/signals/approve", {"args": ["ann"]}) == (
+        202, {"result": None})
+
+    env.drain()
+    progress = call("POST", "/workflows/sq/queries/progress", {"args": []})[1]
+    assert progress["result"]["approved"] == ["ann"]
+    env.client.get_workflow_handle("sq").result()  # the 1-hour sleep, virtually
+    described = call("GET", "/workflows/sq")[1]
+    assert described["status"] == "COMPLETED"
+    assert described["result"]["approved_by"] == "ann" and described["close_time"]
+
+
+def test_history_is_the_event_list_and_a_replayable_document(env):
+    start("hist")
+    env.drain()
+    status, doc = call("GET", "/workflows/hist/history")
+    assert status == 200
+    assert [e["event_type"] for e in doc["events"]][:2] == ["WorkflowExecutionStarted",
+                                                            "ActivityTaskScheduled"]
+    first = doc["events"][0]
+    assert {"event_id", "event_type", "timestamp"} <= set(first) and first["event_id"] == 1
+    assert doc["workflow_id"] == "hist" and doc["tasks"]
+    check_document(order.app, doc)  # what `ostinato replay` does with a saved response
+    # a run named by id; an unknown run is a 404
+    assert call("GET", "/workflows/hist/history", query={"run_id": doc["run_id"]})[1] == doc
+    assert_error(call("GET", "/workflows/hist/history", query={"run_id": "nope"}), 404,
+                 "workflow_not_found")
+
+
+def test_cancel_and_terminate(env):
+    start("cancel-me")
+    start("terminate-me")
+    env.drain()
+    assert call("POST", "/workflows/cancel-me/cancel", {"reason": "changed my mind"}) == (
+        202, {"result": None})
+    assert call("POST", "/workflows/terminate-me/terminate") == (202, {"result": None})
+    env.drain()
+    assert call("GET", "/workflows/cancel-me")[1]["status"] == "CANCELLED"
+    assert call("GET", "/workflows/terminate-me")[1]["status"] == "TERMINATED"
+    assert event_types(env, "terminate-me")[-1] == "WorkflowExecutionTerminated"
+
+
+def test_list_filters_and_pages(env):
+    for wid in ("list-a", "list-b", "list-c"):
+        start(wid)
+    env.drain()
+    call("POST", "/workflows/list-b/terminate")
+    env.drain()
+
+    def ids(**query: Any) -> list[str]:
+        found = call("GET", "/workflows", query=query)[1]["workflows"]
+        return [w["workflow_id"] for w in found if w["workflow_id"].startswith("list-")]
+
+    assert sorted(ids()) == ["list-a", "list-b", "list-c"]
+    assert sorted(ids(status="RUNNING")) == ["list-a", "list-c"]
+    assert ids(status="TERMINATED", workflow_type="order") == ["list-b"]
+    assert ids(workflow_type="nope") == []
+    # page through RUNNING one at a time: every run once, newest first
+    seen: list[dict[str, Any]] = []
+    token = None
+    while True:
+        query = {"status": "RUNNING", "limit": 1, **({"next_token": token} if token else {})}
+        status, page = call("GET", "/workflows", query=query)
+        assert status == 200 and len(page["workflows"]) <= 1
+        seen += page["workflows"]
+        token = page["next_token"]
+        if not token:
+            break
+    wids = [w["workflow_id"] for w in seen]
+    assert len(wids) == len(set(wids)) and {"list-a", "list-c"} <= set(wids)
+    assert "list-b" not in wids and set(seen[0]) == DESCRIBE_KEYS
+    starts = [w["start_time"] for w in seen]
+    assert starts == sorted(starts, reverse=True)
+
+
+def test_use_existing_returns_the_running_run(env):
+    first = start("existing")[1]
+    assert start("existing", id_conflict_policy="use_existing") == (201, first)
+
+
+def test_base64_encoded_bodies_are_read(env):
+    status, started = call("POST", "/workflows", raw=json.dumps(
+        {"workflow_type": "order", "args": [["a"]], "id": "b64"}), base64_body=True)
+    assert (status, started["workflow_id"]) == (201, "b64")
+
+
+def test_openapi_document_describes_every_route(env):
+    status, doc = call("GET", "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {
+        "/workflows", "/workflows/{workflow_id}", "/workflows/{workflow_id}/history",
+        "/workflows/{workflow_id}/signals/{name}", "/workflows/{workflow_id}/queries/{name}",
+        "/workflows/{workflow_id}/updates/{name}", "/workflows/{workflow_id}/cancel",
+        "/workflows/{workflow_id}/terminate", "/callbacks/{token}"}
+    start_op = doc["paths"]["/workflows"]["post"]
+    assert set(start_op["responses"]) == {"201", "400", "404", "409", "413"}
+    schema = doc["components"]["schemas"]["StartWorkflowRequest"]
+    assert schema["required"] == ["workflow_type"]
+    assert schema["properties"]["args"]["type"] == "array"
+
+
+# -- bad input: a clear 4xx, nothing half-written -----------------------------------------------
+def test_malformed_json(env, heads):
+    assert_error(call("POST", "/workflows", raw='{"workflow_type": "order", "args": ['), 400,
+                 "malformed_json", "not valid JSON")
+    assert_nothing_written(env, heads)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ({"args": [["a"]]}, ["workflow_type", "required"]),
+    ({"workflow_type": "order", "args": {"items": ["a"]}}, ["args", "list"]),
+    ({"workflow_type": "order", "args": "a"}, ["args", "list"]),
+    ({"workflow_type": 7}, ["workflow_type"]),
+    ({"workflow_type": "order", "arguments": []}, ["arguments", "not permitted"]),
+    ({"workflow_type": "order", "id": "has space"}, ["id"]),
+    ({"workflow_type": "order", "id": "x" * 129}, ["id"]),
+    ({"workflow_type": "order", "id_conflict_policy": "replace"}, ["id_conflict_policy"]),
+    ([], ["body"]),
+])
+def test_invalid_start_requests(env, heads, body, words):
+    assert_error(call("POST", "/workflows", body), 400, "invalid_request", *words)
+    assert_nothing_written(env, heads)
+
+
+def test_unknown_workflow_type(env, heads):
+    assert_error(call("POST", "/workflows", {"workflow_type": "refund", "args": []}), 404,
+                 "unknown_workflow_type", "refund")
+    assert_nothing_written(env, heads)
+
+
+def test_oversized_body_is_refused_before_anything_runs(env, heads):
+    assert_error(start("big", items=["x" * (300 * 1024)]), 413, "payload_too_large", "bytes")
+    assert_nothing_written(env, heads)
+
+
+def test_oversized_arguments_are_refused_before_anything_is_written(env, heads):
+    args = ["x" * (210 * 1024)]  # under the body limit, over the payload limit
+    assert_error(start("big-args", items=args), 413, "payload_too_large", "workflow arguments")
+    assert_nothing_written(env, heads)
+
+
+def test_oversized_signal_is_refused_and_not_delivered(env):
+    start("big-signal")
+    env.drain()
+    before = event_types(env, "big-signal")
+    assert_error(call("POST", "/workflows/big-signal/signals/approve",
+                      {"args": ["x" * (210 * 1024)]}), 413, "payload_too_large")
+    env.drain()
+    assert event_types(env, "big-signal") == before
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/workflows/ghost"),
+    ("GET", "/workflows/ghost/history"),
+    ("POST", "/workflows/ghost/signals/approve"),
+    ("POST", "/workflows/ghost/queries/progress"),
+    ("POST", "/workflows/ghost/cancel"),
+    ("POST", "/workflows/ghost/terminate"),
+])
+def test_unknown_workflow_id(env, heads, method, path):
+    assert_error(call(method, path), 404, "workflow_not_found", "ghost")
+    assert_nothing_written(env, heads)
+
+
+def test_signal_cancel_terminate_of_a_closed_workflow(env):
+    start("closed")
+    env.drain()
+    call("POST", "/workflows/closed/terminate")
+    env.drain()
+    before = event_types(env, "closed")
+    for path, body in (("signals/approve", {"args": ["ann"]}), ("cancel", None),
+                       ("terminate", None)):
+        assert_error(call("POST", f"/workflows/closed/{path}", body), 409, "workflow_closed",
+                     "TERMINATED")
+    env.drain()
+    assert event_types(env, "closed") == before
+
+
+def test_duplicate_start(env):
+    first = start("dup")[1]
+    env.drain()
+    before = event_types(env, "dup")
+    assert_error(start("dup", items=["pear"]), 409, "workflow_already_started", "dup")
+    env.drain()
+    assert call("GET", "/workflows/dup")[1]["run_id"] == first["run_id"]
+    assert event_types(env, "dup") == before  # the refused start's wake-up was dropped
+
+
+def test_unknown_query_is_rejected(env):
+    start("q")
+    env.drain()
+    assert_error(call("POST", "/workflows/q/queries/nope"), 400, "query_rejected", "nope")
+
+
+@pytest.mark.parametrize("query", [{"status": "SLEEPING"}, {"limit": 0}, {"limit": "ten"},
+                                   {"next_token": "not-a-token"}])
+def test_bad_list_parameters(env, query):
+    assert_error(call("GET", "/workflows", query=query), 400, "invalid_request")
+
+
+def test_signal_args_must_be_a_list(env):
+    start("sig-args")
+    env.drain()
+    before = event_types(env, "sig-args")
+    assert_error(call("POST", "/workflows/sig-args/signals/approve", {"args": "ann"}), 400,
+                 "invalid_request", "args")
+    env.drain()
+    assert event_types(env, "sig-args") == before
+
+
+def test_unknown_route(env):
+    assert_error(call("DELETE", "/workflows/happy"), 404, "route_not_found")
+
+
+@pytest.mark.parametrize("path", ["/workflows/happy/updates/add_item", "/callbacks/tok"])
+def test_updates_and_callbacks_answer_501_for_now(env, path):
+    assert_error(call("POST", path, {"args": []}), 501, "not_implemented")
