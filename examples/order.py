@@ -32,7 +32,8 @@ def ship(items: list[str]) -> str:
 
 
 @workflow
-async def order(ctx: ostinato.WorkflowContext, items: list[str]) -> dict:
+async def order(ctx: ostinato.WorkflowContext, items: list[str],
+                ship_after_seconds: float = 3600) -> dict:
     approved: list[str] = []
     ctx.on_signal("approve", lambda who: approved.append(who))
     ctx.on_query("progress", lambda: {"approved": approved, "items": items})
@@ -41,7 +42,7 @@ async def order(ctx: ostinato.WorkflowContext, items: list[str]) -> dict:
     ctx.set_status("awaiting approval")
     await ctx.wait_condition(lambda: approved, timeout=timedelta(days=3))
     payment = await ctx.execute_activity(charge, 10 * len(items))
-    await ctx.sleep(timedelta(hours=1))
+    await ctx.sleep(ship_after_seconds)  # a durable timer: an hour by default
     shipment = await ctx.execute_activity(ship, items)
     ctx.set_status("done")
     return {"receipts": receipts, "approved_by": approved[0], "payment": payment,
