@@ -105,7 +105,7 @@ def test_changed_code_raises_non_determinism_naming_the_event():
         await ctx.sleep(5)  # a timer where history has an activity
 
     replayer = Replayer(changed.__ostinato_workflow__, info_from_started(STARTED[1], 0.0))
-    with pytest.raises(ostinato.NonDeterminismError, match="ActivityTaskScheduled.*TimerStarted"):
+    with pytest.raises(ostinato.NonDeterminismError, match=r"ActivityTaskScheduled.*TimerStarted"):
         replayer.replay(batches)
 
 

@@ -80,3 +80,34 @@ def test_unconfigured_task_queue_keeps_the_workflow_running_with_a_reason(env):
     desc = handle.describe()
     assert desc.status == "RUNNING"
     assert "no SQS queue configured for task queue 'gpu'" in desc.task_failure
+
+
+@ostinato.activity
+def emoji(n: int) -> str:
+    return "🎼" * n
+
+
+@ostinato.workflow
+async def wide_unicode(ctx, n: int):
+    import asyncio
+
+    return sum(len(r) for r in await asyncio.gather(
+        *(ctx.execute_activity("emoji", 40_000) for _ in range(n))))
+
+
+unicode_app = ostinato.App(workflows=[wide_unicode], activities=[emoji])
+
+
+def test_non_ascii_results_are_split_by_bytes(make_env):
+    # 3 results of 40k four-byte characters (160 KB each) land in one batch: split by
+    # characters into 300k-character chunks they would make a 1.2 MB item.
+    env = make_env(unicode_app)
+    assert env.client.start_workflow("wide_unicode", 3).result() == 120_000
+
+
+def test_a_decision_too_large_for_one_transaction_keeps_running_with_a_reason(env):
+    handle = env.client.start_workflow("wide", 40, 150_000, id="huge")  # ~6 MB of arguments
+    env.sleep(30)
+    desc = handle.describe()
+    assert desc.status == "RUNNING"
+    assert "history batch" in desc.task_failure and "over the limit" in desc.task_failure

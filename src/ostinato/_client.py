@@ -28,7 +28,7 @@ from ._serde import check_payload, from_failure
 from ._store import Head, StartConflict, Store
 from ._transport import Transport
 
-ID_CONFLICT_POLICIES = ("fail", "use_existing")
+ID_CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
 #: Workflow ids become SQS FIFO message group ids and URL path segments.
 WORKFLOW_ID = re.compile(r"[!-.0-~]{1,128}")
 
@@ -123,11 +123,19 @@ class Client:
         try:
             self.store.create_head(head)
         except StartConflict as conflict:
-            if id_conflict_policy == "use_existing" and conflict.head is not None:
-                rid = conflict.head.run_id
+            existing = conflict.head
+            if existing is None:
+                raise WorkflowAlreadyStartedError(wid) from None
+            if id_conflict_policy == "use_existing":
+                rid = existing.run_id
+            elif id_conflict_policy == "terminate_existing":
+                self.store.create_head(head, replacing=existing.run_id)
+                self.transport.send_workflow_task({
+                    "k": "terminate", "wid": wid, "rid": existing.run_id,
+                    "reason": f"replaced by run {rid} (id_conflict_policy=terminate_existing)",
+                    "mk": f"terminate:{rid}"})
             else:
-                existing = conflict.head.run_id if conflict.head else None
-                raise WorkflowAlreadyStartedError(wid, existing) from None
+                raise WorkflowAlreadyStartedError(wid, existing.run_id) from None
         handle = WorkflowHandle(self, wid, rid)
         if start_signal is not None:
             handle.signal(start_signal, *(start_signal_args or []))
@@ -149,15 +157,15 @@ class Client:
                 return
 
     # -- waiting (the test environment drives the engine here instead) -------------------
-    def _wait_closed(self, handle: WorkflowHandle, timeout: float | None) -> h.Batch:
+    def _wait_closed(self, run_id: str, timeout: float | None) -> h.Batch:
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.02
         while True:
-            last = self.store.last_batch(handle.current_run_id())
+            last = self.store.last_batch(run_id)
             if last is not None and last.state.get("status", h.RUNNING) != h.RUNNING:
                 return last
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"workflow {handle.id!r} still running after {timeout}s")
+                raise TimeoutError(f"run {run_id} still running after {timeout}s")
             time.sleep(pause)
             pause = min(pause * 1.5, 1.0)
 
@@ -222,9 +230,16 @@ class WorkflowHandle:
         return replayer.query(name, list(args))
 
     def result(self, timeout: float | None = None) -> Any:
-        """Wait for the run to close; return its result or raise how it ended."""
-        last = self._client._wait_closed(self, timeout)
-        state = last.state
+        """Wait for the workflow to close; return its result or raise how it ended.
+
+        A run that continued as new is followed to the run that finally closes.
+        """
+        run_id = self.current_run_id()
+        while True:
+            state = self._client._wait_closed(run_id, timeout).state
+            if state["status"] != "CONTINUED_AS_NEW":
+                break
+            run_id = state["new_run_id"]
         match state["status"]:
             case "COMPLETED":
                 return state.get("result")

@@ -11,9 +11,10 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._definitions import ActivityOptions, activity_definition, seconds, type_name
+from ._instance import ContinueAsNewRequest
 
 if TYPE_CHECKING:
     from ._instance import WorkflowInfo, WorkflowInstance
@@ -99,6 +100,32 @@ class WorkflowContext:
     def set_status(self, status: Any) -> None:
         """A custom status (JSON), visible in describe and list without replay."""
         self._instance.custom_status = status
+
+    # -- continue-as-new ----------------------------------------------------------------
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start a fresh one with `args`: same workflow id, new run id,
+        empty history (how eternal workflows keep their history small)."""
+        raise ContinueAsNewRequest(list(args))
+
+    # -- versioning ---------------------------------------------------------------------
+    def patched(self, patch_id: str) -> bool:
+        """Versioning: True where the code reaches this point after the patch shipped.
+
+        ```python
+        if ctx.patched("charge-before-ship"):
+            await ctx.execute_activity(charge, order)   # new behaviour
+        await ctx.execute_activity(ship, order)
+        ```
+        Runs started before the patch replay with False (their history has no marker);
+        new runs record a marker and get True, now and on every replay.
+        """
+        return self._instance.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Retire a patch once no run that predates it is left: keep only the new code path
+        and call this where `patched()` was, so histories that recorded the marker still
+        replay; remove the call once those runs are gone too."""
+        self._instance.deprecate_patch(patch_id)
 
     # -- determinism helpers ------------------------------------------------------------
     def random(self) -> random.Random:

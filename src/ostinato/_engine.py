@@ -21,7 +21,7 @@ from ._errors import NonDeterminismError, PayloadTooLargeError, UnknownTypeError
 from ._replay import Decision, LocalOutcome, Replayer, info_from_started, replay_history
 from ._retry import backoff, should_retry
 from ._serde import check_payload, to_failure
-from ._store import AppendConflict, Store
+from ._store import AppendConflict, Head, StartConflict, Store, check_batch_size
 from ._transport import MAX_SQS_DELAY, Transport
 
 log = logging.getLogger("ostinato.engine")
@@ -87,7 +87,7 @@ class Engine:
                 log.info("lost an append race on %s/%s batch %d; re-reading", wid, rid,
                          batch.number)
                 continue
-            self.transport.dispatch(batch.outbox)
+            self._dispatch(batch.outbox)
             self._project(wid, rid, batches, batch)
             if self.on_events is not None:
                 self.on_events(wid, rid, batch.to_events())
@@ -99,6 +99,14 @@ class Engine:
         if head is not None and head.run_id == rid:
             attrs = {"workflow_id": wid, "run_id": rid, "workflow_type": head.workflow_type,
                      "args": head.args, "attempt": 1, "start_time": head.start_time}
+            deadline = head.deadline
+            if deadline is None and head.workflow_type in self.app.workflows:
+                timeout = self.app.workflows[head.workflow_type].execution_timeout
+                deadline = None if timeout is None else head.start_time + timeout
+            if head.continued_from:
+                attrs["continued_from"] = head.continued_from
+            if deadline is not None:
+                attrs["execution_deadline"] = deadline
             return (h.STARTED, attrs)
         age = self.clock() - (sent_at if sent_at is not None else self.clock())
         lost_race = head is not None and head.status == h.RUNNING
@@ -112,7 +120,7 @@ class Engine:
         """A consumed message came back: its decider may have died before sending."""
         for batch in {b.number: b for b in redelivered}.values():
             log.info("re-sending outbox of %s/%s batch %d", wid, rid, batch.number)
-            self.transport.dispatch(batch.outbox)
+            self._dispatch(batch.outbox)
         if redelivered:
             last = batches[-1]
             self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
@@ -165,6 +173,9 @@ class Engine:
                 case "terminate":
                     events.append((h.TERMINATED, {"reason": msg.get("reason")}))
                     break
+                case "workflow_timeout":
+                    events.append((h.TIMED_OUT, {}))
+                    break
         return events
 
     def _next_batch(self, wid: str, rid: str, batches: list[h.Batch], inbound: list[Any],
@@ -173,18 +184,23 @@ class Engine:
         number = batches[-1].number + 1 if batches else 1
         first = batches[-1].next_event_id if batches else 1
         keys = [m["mk"] for m in fresh]
-        if any(etype == h.TERMINATED for etype, _ in inbound):
-            state = {"status": "TERMINATED", "custom_status": last_state.get("custom_status"),
-                     "close_time": now, "result": None,
-                     "failure": {"message": inbound[-1][1].get("reason") or "terminated"}}
+        closing = inbound[-1][0] if inbound else None
+        if closing in (h.TERMINATED, h.TIMED_OUT):  # closed by fiat: no workflow code runs
+            message = (inbound[-1][1].get("reason") or "terminated" if closing == h.TERMINATED
+                       else "workflow execution timeout reached")
+            state = {"status": h.CLOSING[closing],
+                     "custom_status": last_state.get("custom_status"), "close_time": now,
+                     "result": None, "failure": {"message": message}}
             return h.Batch(number, first, now, False, inbound, [], keys, state)
         try:
             decision = self._replay_and_decide(wid, rid, batches, inbound, now, last_state)
             outbox = self._outbox(wid, rid, batches, decision, now)
-        except Exception as exc:
+            batch = h.Batch(number, first, now, True, decision.events, outbox, keys,
+                            decision.state(now))
+            check_batch_size(batch)
+        except Exception as exc:  # a failed task records its inputs and keeps the run RUNNING
             return self._failed_task(wid, rid, number, first, now, inbound, keys, last_state, exc)
-        return h.Batch(number, first, now, True, decision.events, outbox, keys,
-                       decision.state(now))
+        return batch
 
     def _replay_and_decide(self, wid: str, rid: str, batches: list[h.Batch],
                            inbound: list[Any], now: float,
@@ -243,10 +259,45 @@ class Engine:
                     began, fire_at = started_at[cmd.seq]
                     outbox.append({"op": "cancel_at", "key": f"t:{rid}:{cmd.seq}",
                                    "scheduler": fire_at - began > MAX_SQS_DELAY})
+        for etype, attrs in decision.events:
+            if etype == h.STARTED and attrs.get("execution_deadline") is not None:
+                outbox.append(self._at(attrs["execution_deadline"], f"wto:{rid}",
+                                       {"k": "workflow_timeout", "wid": wid, "rid": rid}))
+        for cmd in decision.commands:
+            if isinstance(cmd, h.ContinueAsNew):
+                check_payload("continue-as-new arguments", cmd.args)
+                started = (batches[0].events[0][1] if batches else decision.events[0][1])
+                outbox.append({"op": "continue", "wid": wid, "rid": rid,
+                               "new_rid": cmd.new_run_id, "args": cmd.args,
+                               "workflow_type": started["workflow_type"],
+                               "deadline": started.get("execution_deadline")})
         for seq, retry in decision.local_retries.items():
             key = f"la:{rid}:{seq}:{retry['attempt']}"
             outbox.append(self._at(retry["at"], key, {"k": "wake", "wid": wid, "rid": rid}))
         return outbox
+
+    def _dispatch(self, outbox: list[dict[str, Any]]) -> None:
+        """Carry out an outbox: table operations here, messages through the transport."""
+        for entry in outbox:
+            if entry["op"] == "continue":
+                self._continue_as_new(entry)
+            else:
+                self.transport.dispatch([entry])
+
+    def _continue_as_new(self, entry: dict[str, Any]) -> None:
+        """Hand the workflow id to the next run, then wake it (both safe to repeat)."""
+        head = Head(entry["wid"], entry["new_rid"], entry["workflow_type"], h.RUNNING,
+                    self.clock(), entry["args"], continued_from=entry["rid"],
+                    deadline=entry.get("deadline"))
+        try:
+            self.store.create_head(head, replacing=entry["rid"])
+        except StartConflict:
+            log.warning("workflow %s moved on before run %s could continue as new",
+                        entry["wid"], entry["rid"])
+            return
+        self.transport.send_workflow_task({"k": "start", "wid": entry["wid"],
+                                           "rid": entry["new_rid"],
+                                           "mk": f"s:{entry['new_rid']}"})
 
     @staticmethod
     def _at(due: float, key: str, msg: dict[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ class WorkflowTerminatedError(OstinatoError):
         self.reason = reason
 
 
-class WorkflowTimedOutError(OstinatoError):
+class WorkflowTimedOutError(OstinatoError, TimeoutError):
     """Raised by the client when the workflow it waits for hit its execution timeout."""
 
 

@@ -30,11 +30,13 @@ COMPLETED = "WorkflowExecutionCompleted"
 FAILED = "WorkflowExecutionFailed"
 CANCELLED = "WorkflowExecutionCancelled"
 TIMED_OUT = "WorkflowExecutionTimedOut"
+CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
 
 INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
                      TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT})
 CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
-           TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT"}
+           TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT",
+           CONTINUED_AS_NEW: "CONTINUED_AS_NEW"}
 
 RUNNING = "RUNNING"
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
@@ -128,6 +130,17 @@ class RunLocalActivity(Command):
 
 
 @dataclass(frozen=True)
+class RecordPatch(Command):
+    """`ctx.patched(id)` took the new path in a fresh execution: remember it in history."""
+
+    patch_id: str = ""
+    identity: ClassVar[tuple[str, ...]] = ("marker", "patch_id")
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return MARKER_RECORDED, {"seq": self.seq, "marker": "patch", "patch_id": self.patch_id}
+
+
+@dataclass(frozen=True)
 class StartTimer(Command):
     duration: float = 0.0
     fire_at: float = 0.0
@@ -165,7 +178,17 @@ class CancelWorkflow(Command):
         return CANCELLED, {"seq": self.seq}
 
 
-CLOSING_COMMANDS = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+@dataclass(frozen=True)
+class ContinueAsNew(Command):
+    args: list[Any] = field(default_factory=list)
+    new_run_id: str = ""
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return CONTINUED_AS_NEW, {"seq": self.seq, "args": self.args,
+                                  "new_run_id": self.new_run_id}
+
+
+CLOSING_COMMANDS = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 # --- the portable history document (HTTP history, `ostinato replay`) ------------------------

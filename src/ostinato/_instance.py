@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import random
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ from ._loop import DurableTimerHandle, WorkflowLoop
 from ._serde import from_failure, to_failure
 
 
+class ContinueAsNewRequest(BaseException):
+    """Raised by `ctx.continue_as_new`; a BaseException so `except Exception` cannot eat it."""
+
+    def __init__(self, args: list[Any]) -> None:
+        super().__init__("continue as new")
+        self.args_list = args
+
+
 @dataclass(frozen=True)
 class WorkflowInfo:
     """Run metadata, as `ctx.info` shows it."""
@@ -34,6 +43,7 @@ class WorkflowInfo:
     attempt: int = 1
     start_time: datetime | None = None
     parent: dict[str, str] | None = None
+    continued_from: str | None = None
 
 
 class WorkflowInstance:
@@ -59,6 +69,9 @@ class WorkflowInstance:
         self.query_handlers: dict[str, Callable[..., Any]] = {}
         self.conditions: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self.custom_status: Any = None
+        self.patches: dict[str, bool] = {}
+        #: while replaying a task: patch ids whose markers that task recorded
+        self.recorded_patch_ids: set[str] = set()
         self.cancel_requested = False
         self.closed: h.Command | None = None
         self.terminated = False
@@ -95,6 +108,23 @@ class WorkflowInstance:
         else:
             self.command(h.ScheduleActivity(seq, activity_type, args, options))
         return future
+
+    def patched(self, patch_id: str) -> bool:
+        """True for executions that reach this point with the patch shipped (see the context)."""
+        if patch_id not in self.patches:
+            taken = patch_id in self.recorded_patch_ids if self.replaying else True
+            self.patches[patch_id] = taken
+            if taken:
+                self.command(h.RecordPatch(self.next_seq(), patch_id))
+        return self.patches[patch_id]
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Accept the marker where a replayed history has it (keeping sequence numbers
+        aligned); record nothing in new executions."""
+        if patch_id not in self.patches:
+            self.patches[patch_id] = True
+            if self.replaying and patch_id in self.recorded_patch_ids:
+                self.command(h.RecordPatch(self.next_seq(), patch_id))
 
     def _start_timer(self, handle: DurableTimerHandle) -> None:
         handle.seq = self.next_seq()
@@ -226,7 +256,10 @@ class WorkflowInstance:
                 self._close(h.FailWorkflow(self.next_seq(), to_failure(err)))
             return
         error = self._main.exception()
-        if isinstance(error, asyncio.CancelledError) and self.cancel_requested:
+        if isinstance(error, ContinueAsNewRequest):
+            new_run = uuid.uuid5(uuid.NAMESPACE_URL, f"ostinato:{self.info.run_id}:continue").hex
+            self._close(h.ContinueAsNew(self.next_seq(), error.args_list, new_run))
+        elif isinstance(error, asyncio.CancelledError) and self.cancel_requested:
             self._close(h.CancelWorkflow(self.next_seq()))
         elif error is not None:
             self._close(h.FailWorkflow(self.next_seq(), to_failure(error)))

@@ -59,12 +59,15 @@ class Decision:
     result: Any = None
     failure: dict[str, Any] | None = None
     local_retries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    new_run_id: str | None = None
 
     def state(self, close_time: float | None) -> dict[str, Any]:
         """The projection a batch carries, so describe never needs a replay."""
         state: dict[str, Any] = {"status": self.status, "custom_status": self.custom_status}
         if self.status != h.RUNNING:
             state.update(result=self.result, failure=self.failure, close_time=close_time)
+        if self.new_run_id is not None:
+            state["new_run_id"] = self.new_run_id
         if self.local_retries:
             state["local_retries"] = self.local_retries
         return state
@@ -74,7 +77,8 @@ def info_from_started(attrs: dict[str, Any], start_time: float) -> WorkflowInfo:
     return WorkflowInfo(
         workflow_id=attrs["workflow_id"], run_id=attrs["run_id"],
         workflow_type=attrs["workflow_type"], attempt=attrs.get("attempt", 1),
-        start_time=datetime.fromtimestamp(start_time, UTC), parent=attrs.get("parent"))
+        start_time=datetime.fromtimestamp(start_time, UTC), parent=attrs.get("parent"),
+        continued_from=attrs.get("continued_from"))
 
 
 class Replayer:
@@ -102,7 +106,10 @@ class Replayer:
             inst.apply(*recorded.popleft())
         if inst.terminated or not batch.decided:
             return
+        inst.recorded_patch_ids = {attrs["patch_id"] for etype, attrs in recorded
+                                   if etype == h.MARKER_RECORDED and attrs.get("marker") == "patch"}
         self._rounds(recorded, None)
+        inst.recorded_patch_ids = set()
         if recorded:
             etype, attrs = recorded[0]
             raise NonDeterminismError(
@@ -176,8 +183,8 @@ class Replayer:
             if not resolved:
                 return issued
 
-    @staticmethod
-    def _match(cmd: h.Command, recorded: deque[EventData], resolved: list[EventData]) -> None:
+    def _match(self, cmd: h.Command, recorded: deque[EventData],
+               resolved: list[EventData]) -> None:
         if isinstance(cmd, h.RunLocalActivity):
             if recorded and recorded[0][0] == h.MARKER_RECORDED and cmd.matches(*recorded[0]):
                 resolved.append(recorded.popleft())
@@ -207,6 +214,8 @@ class Replayer:
                 decision.status, decision.failure = "FAILED", failure
             case h.CancelWorkflow():
                 decision.status = "CANCELLED"
+            case h.ContinueAsNew(new_run_id=new_run_id):
+                decision.status, decision.new_run_id = "CONTINUED_AS_NEW", new_run_id
         return decision
 
     # -- queries ------------------------------------------------------------------------

@@ -31,10 +31,13 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from . import _history as h
+from ._errors import PayloadTooLargeError
 from ._serde import dumps, loads
 
-#: Bytes of event JSON per item: DynamoDB items are at most 400 KB with attribute names.
+#: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
 ITEM_CHUNK = 300_000
+#: A batch is written in one transaction: at most 100 items and 4 MB, so stay below that.
+MAX_BATCH_BYTES = 3_500_000
 
 
 class StoreError(Exception):
@@ -51,6 +54,40 @@ class StartConflict(StoreError):
     def __init__(self, head: Head | None) -> None:
         super().__init__("workflow id already running")
         self.head = head
+
+
+def _transaction_conflict(exc: Exception) -> bool:
+    """Another transaction touched the same item at the same moment (nothing was written)."""
+    code = getattr(exc, "cause_response_code", None)
+    if code == "TransactionConflictException":
+        return True
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return code == "TransactionCanceledException" and any(
+        r is not None and r.code == "TransactionConflict" for r in reasons)
+
+
+def _chunks(text: str, size: int = ITEM_CHUNK) -> list[str]:
+    """Split on UTF-8 byte counts (items are limited in bytes), never inside a character."""
+    data, out, i = text.encode(), [], 0
+    while i < len(data):
+        j = min(i + size, len(data))
+        while j < len(data) and data[j] & 0xC0 == 0x80:  # a continuation byte: step back
+            j -= 1
+        out.append(data[i:j].decode())
+        i = j
+    return out or [""]
+
+
+def batch_body(batch: h.Batch) -> str:
+    """The JSON a batch is stored as (events, outbox without duplicate arguments, state)."""
+    return dumps({"events": batch.events, "outbox": _compact(batch.outbox), "state": batch.state})
+
+
+def check_batch_size(batch: h.Batch) -> None:
+    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`)."""
+    size = len(batch_body(batch).encode())
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLargeError("one workflow task's history batch", size, MAX_BATCH_BYTES)
 
 
 def _conditional_failed(exc: Exception) -> bool:
@@ -79,6 +116,8 @@ class Head:
     custom_status: Any = None
     batch: int = 0
     task_failure: str | None = None
+    continued_from: str | None = None
+    deadline: float | None = None
 
 
 @functools.cache
@@ -117,6 +156,8 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
         custom_status = UnicodeAttribute(null=True)
         batch = NumberAttribute(default=0)
         task_failure = UnicodeAttribute(null=True)
+        continued_from = UnicodeAttribute(null=True)
+        deadline = NumberAttribute(null=True)
         by_status = ByStatus()
         by_type = ByType()
 
@@ -186,17 +227,27 @@ class Store:
             result=None if item.result is None else loads(item.result),
             failure=None if item.failure is None else loads(item.failure),
             custom_status=None if item.custom_status is None else loads(item.custom_status),
-            batch=int(item.batch or 0), task_failure=item.task_failure)
+            batch=int(item.batch or 0), task_failure=item.task_failure,
+            continued_from=item.continued_from,
+            deadline=None if item.deadline is None else float(item.deadline))
 
-    def create_head(self, head: Head) -> None:
-        """Make `head` the current run unless the id has a RUNNING run (`StartConflict`)."""
+    def create_head(self, head: Head, replacing: str | None = None) -> None:
+        """Make `head` the current run unless the id has a RUNNING run (`StartConflict`).
+
+        With `replacing`, take the id over from that run instead (terminate_existing,
+        continue-as-new); writing the same run again is a no-op, so retries are safe.
+        """
         H = self._head
         item = H(f"W#{head.workflow_id}", "HEAD", run_id=head.run_id,
                  workflow_type=head.workflow_type, status=h.RUNNING,
-                 start_time=head.start_time, args=dumps(head.args), batch=0)
-        id_is_free = H.pk.does_not_exist() | (H.status != h.RUNNING)
+                 start_time=head.start_time, args=dumps(head.args), batch=0,
+                 continued_from=head.continued_from, deadline=head.deadline)
+        if replacing is None:
+            allowed = H.pk.does_not_exist() | (H.status != h.RUNNING)
+        else:
+            allowed = (H.run_id == replacing) | (H.run_id == head.run_id)
         try:
-            item.save(condition=id_is_free)
+            item.save(condition=allowed)
         except PutError as exc:
             if _conditional_failed(exc):
                 raise StartConflict(self.get_head(head.workflow_id)) from None
@@ -275,9 +326,8 @@ class Store:
         written in one transaction, each part conditional too.
         """
         B = self._batch
-        body = dumps({"events": batch.events, "outbox": _compact(batch.outbox),
-                      "state": batch.state})
-        chunks = [body[i:i + ITEM_CHUNK] for i in range(0, len(body), ITEM_CHUNK)]
+        check_batch_size(batch)
+        chunks = _chunks(batch_body(batch))
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
                    t=batch.time, decided=batch.decided, body=chunk, parts=len(chunks),
@@ -292,7 +342,7 @@ class Store:
                 for item in items:
                     tx.save(item, condition=number_is_free)
         except (PutError, TransactWriteError) as exc:
-            if _conditional_failed(exc):
+            if _conditional_failed(exc) or _transaction_conflict(exc):
                 raise AppendConflict(f"batch {batch.number} of run {run_id} exists") from None
             raise
 
