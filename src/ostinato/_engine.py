@@ -10,7 +10,9 @@ message comes back: its batch is found by key and its outbox sent again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +35,40 @@ MAX_APPEND_RACES = 8
 MAX_TASK_RETRY_DELAY = 900.0
 
 
+class HistoryCache:
+    """Batches of recently decided runs, kept by a warm container (Lambda reuses them).
+
+    Batches never change once written, so a cached prefix is always true; it may only be
+    short. The decider reads just the batches after it, and if another decider appended in
+    between, its own conditional append loses and it reads again. Reads per decision drop from
+    the whole history to what is new.
+    """
+
+    def __init__(self, max_runs: int = 256) -> None:
+        self._runs: OrderedDict[str, list[h.Batch]] = OrderedDict()
+        self._max = max_runs
+        self._lock = threading.Lock()
+
+    def load(self, store: Store, run_id: str) -> list[h.Batch]:
+        with self._lock:
+            cached = list(self._runs.get(run_id, ()))
+        after = cached[-1].number if cached else 0
+        batches = cached + store.load_batches(run_id, after=after)
+        self.keep(run_id, batches)
+        return batches
+
+    def keep(self, run_id: str, batches: list[h.Batch]) -> None:
+        with self._lock:
+            self._runs[run_id] = batches
+            self._runs.move_to_end(run_id)
+            while len(self._runs) > self._max:
+                self._runs.popitem(last=False)
+
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+
 class RetryLater(Exception):
     """The message cannot be handled yet; let SQS deliver it again."""
 
@@ -48,6 +84,7 @@ class Engine:
         self.clock = clock
         #: called with (workflow_id, run_id, events) after each successful append
         self.on_events: Callable[[str, str, list[h.Event]], None] | None = None
+        self.history = HistoryCache()
 
     # ================================================================== workflow tasks
     def handle_workflow_messages(self, messages: list[dict[str, Any]],
@@ -62,7 +99,7 @@ class Engine:
     def _decide(self, wid: str, rid: str, msgs: list[dict[str, Any]],
                 sent_at: float | None) -> None:
         for _ in range(MAX_APPEND_RACES):
-            batches = self.store.load_batches(rid)
+            batches = self.history.load(self.store, rid)
             start: tuple[str, dict[str, Any]] | None = None
             if not batches:
                 start = self._start_event(wid, rid, sent_at)
@@ -87,6 +124,10 @@ class Engine:
                 log.info("lost an append race on %s/%s batch %d; re-reading", wid, rid,
                          batch.number)
                 continue
+            if batch.state.get("status", h.RUNNING) == h.RUNNING:
+                self.history.keep(rid, [*batches, batch])
+            else:
+                self.history.forget(rid)
             self._dispatch(batch.outbox)
             self._project(wid, rid, batches, batch)
             if self.on_events is not None:

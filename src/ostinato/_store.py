@@ -296,9 +296,12 @@ class Store:
         return heads, result.last_evaluated_key
 
     # -- history ------------------------------------------------------------------------
-    def load_batches(self, run_id: str) -> list[h.Batch]:
+    def load_batches(self, run_id: str, after: int = 0) -> list[h.Batch]:
+        """The run's batches numbered above `after` (all of them by default), in order."""
         B = self._batch
-        items = list(B.query(f"R#{run_id}", B.sk.startswith("B#"), consistent_read=True))
+        condition = (B.sk.startswith("B#") if after == 0
+                     else B.sk.between(_batch_sk(after + 1), "B#~"))
+        items = list(B.query(f"R#{run_id}", condition, consistent_read=True))
         batches: list[h.Batch] = []
         i = 0
         while i < len(items):
