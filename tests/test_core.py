@@ -15,13 +15,13 @@ from ostinato._replay import LocalOutcome, Replayer, check_document, info_from_s
 
 EXPECTED_PUBLIC_NAMES = {
     "ActivityContext", "ActivityError", "ActivityInfo", "App", "ApplicationError",
-    "CallbackError", "ChildWorkflowError", "Client", "Event", "NonDeterminismError",
-    "OstinatoError", "PayloadTooLargeError", "QueryRejectedError", "RetryPolicy",
-    "UnknownTypeError", "UpdateRejectedError", "WorkflowAlreadyStartedError",
-    "WorkflowCancelledError", "WorkflowClosedError", "WorkflowContext", "WorkflowDescription",
-    "WorkflowFailedError", "WorkflowHandle", "WorkflowInfo", "WorkflowNotFoundError",
-    "WorkflowTerminatedError", "WorkflowTimedOutError", "activity", "activity_context",
-    "workflow",
+    "CallbackClosedError", "CallbackError", "CallbackNotFoundError", "ChildWorkflowError",
+    "Client", "Event", "EventTrigger", "NonDeterminismError", "OstinatoError",
+    "PayloadTooLargeError", "QueryRejectedError", "RetryPolicy", "UnknownTypeError",
+    "UpdateRejectedError", "WorkflowAlreadyStartedError", "WorkflowCancelledError",
+    "WorkflowClosedError", "WorkflowContext", "WorkflowDescription", "WorkflowFailedError",
+    "WorkflowHandle", "WorkflowInfo", "WorkflowNotFoundError", "WorkflowTerminatedError",
+    "WorkflowTimedOutError", "activity", "activity_context", "workflow",
 }
 
 

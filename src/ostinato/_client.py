@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import json
 import re
 import time
 import uuid
@@ -14,6 +18,8 @@ from . import _history as h
 from ._config import Settings
 from ._definitions import App, load_app, type_name
 from ._errors import (
+    CallbackClosedError,
+    CallbackNotFoundError,
     QueryRejectedError,
     WorkflowAlreadyStartedError,
     WorkflowCancelledError,
@@ -24,7 +30,7 @@ from ._errors import (
     WorkflowTimedOutError,
 )
 from ._replay import replay_history
-from ._serde import check_payload, from_failure
+from ._serde import check_payload, from_failure, to_failure
 from ._store import Head, StartConflict, Store
 from ._transport import Transport
 
@@ -143,6 +149,69 @@ class Client:
 
     def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
         return WorkflowHandle(self, workflow_id, run_id)
+
+    # -- external completion ------------------------------------------------------------
+    def complete_callback(self, token: str, result: Any = None) -> None:
+        """Complete the callback `token` with `result` (once: a second one is refused)."""
+        check_payload("callback result", result)
+        self._settle_callback(token, {"result": result})
+
+    def fail_callback(self, token: str, error: Any) -> None:
+        """Fail the callback `token`; the workflow's `await cb` raises `CallbackError`."""
+        if isinstance(error, BaseException):
+            failure = to_failure(error)
+        elif isinstance(error, dict):
+            failure = {"kind": "application", "type": error.get("type") or "CallbackFailure",
+                       "message": str(error.get("message", "")), "non_retryable": True,
+                       "details": error.get("details")}
+        else:
+            failure = {"kind": "application", "type": "CallbackFailure", "message": str(error),
+                       "non_retryable": True}
+        failure.pop("stack", None)
+        check_payload("callback error", failure)
+        self._settle_callback(token, {"failure": failure})
+
+    def heartbeat_callback(self, token: str) -> None:
+        """Tell the workflow the callback's holder is alive (extends its heartbeat timeout)."""
+        wid, rid, seq = self._find_callback(token)
+        self.transport.send_workflow_task({"k": "callback_heartbeat", "wid": wid, "rid": rid,
+                                           "seq": seq, "mk": f"cbb:{uuid.uuid4().hex}"})
+
+    def _settle_callback(self, token: str, outcome: dict[str, Any]) -> None:
+        wid, rid, seq = self._find_callback(token)
+        # The wake-up goes first (as for starts): a recorded outcome always has one on its way.
+        self.transport.send_workflow_task({"k": "callback", "wid": wid, "rid": rid, "seq": seq,
+                                           "at": self.clock(), "mk": f"cb:{rid}:{seq}"})
+        if self.store.claim_callback(rid, seq, outcome) != outcome:
+            raise CallbackClosedError(f"callback {seq} of workflow {wid!r} is already settled")
+
+    def _find_callback(self, token: str) -> tuple[str, str, int]:
+        """Check the token against history; (workflow id, run id, seq) of an open callback."""
+        try:
+            where, secret = token.rsplit(".", 1)
+            wid, rid, seq = json.loads(base64.urlsafe_b64decode(where + "=" * (-len(where) % 4)))
+            if not (isinstance(wid, str) and isinstance(rid, str) and isinstance(seq, int)):
+                raise ValueError(token)
+        except (ValueError, TypeError, binascii.Error):
+            raise CallbackNotFoundError("malformed callback token") from None
+        created = None
+        settled = False
+        batches = self.store.load_batches(rid)
+        for batch in batches:
+            for etype, attrs in batch.events:
+                if attrs.get("seq") != seq:
+                    continue
+                if etype == h.CALLBACK_CREATED:
+                    created = attrs
+                elif etype in (h.CALLBACK_COMPLETED, h.CALLBACK_FAILED, h.CALLBACK_TIMED_OUT):
+                    settled = True
+        if created is None or not hmac.compare_digest(created["secret"], secret):
+            raise CallbackNotFoundError("no callback with this token")
+        if settled or self.store.callback_claim(rid, seq) is not None:
+            raise CallbackClosedError(f"callback {seq} of workflow {wid!r} is already settled")
+        if batches[-1].state.get("status", h.RUNNING) != h.RUNNING:
+            raise WorkflowClosedError(wid, batches[-1].state["status"])
+        return wid, rid, seq
 
     # -- listing ------------------------------------------------------------------------
     def list_workflows(self, status: str | None = None, workflow_type: str | None = None,

@@ -6,6 +6,8 @@ Every method records a command or reads replayed state; none does I/O.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import random
 import uuid
@@ -18,6 +20,23 @@ from ._instance import ContinueAsNewRequest
 
 if TYPE_CHECKING:
     from ._instance import WorkflowInfo, WorkflowInstance
+
+
+def callback_token(workflow_id: str, run_id: str, seq: int, secret: str) -> str:
+    """`<base64url of [workflow_id, run_id, seq]>.<secret>`: routable, unguessable."""
+    where = base64.urlsafe_b64encode(json.dumps([workflow_id, run_id, seq]).encode())
+    return where.decode().rstrip("=") + "." + secret
+
+
+class Callback:
+    """Returned by `ctx.create_callback`: hand out `token`, then `await` the outcome."""
+
+    def __init__(self, token: str, future: asyncio.Future[Any]) -> None:
+        self.token = token
+        self._future = future
+
+    def __await__(self) -> Any:
+        return self._future.__await__()
 
 
 class WorkflowContext:
@@ -100,6 +119,19 @@ class WorkflowContext:
     def set_status(self, status: Any) -> None:
         """A custom status (JSON), visible in describe and list without replay."""
         self._instance.custom_status = status
+
+    # -- external completion --------------------------------------------------------------
+    def create_callback(self, timeout: float | timedelta | None = None,
+                        heartbeat_timeout: float | timedelta | None = None) -> Callback:
+        """A point anyone holding `cb.token` can complete or fail (HTTP or the client).
+
+        `await cb` returns the result, raises `CallbackError` when failed and `TimeoutError`
+        after `timeout` (or when no heartbeat came within `heartbeat_timeout`).
+        """
+        seq, secret, future = self._instance.create_callback(
+            seconds(timeout), seconds(heartbeat_timeout))
+        return Callback(callback_token(self.info.workflow_id, self.info.run_id, seq, secret),
+                        future)
 
     # -- continue-as-new ----------------------------------------------------------------
     def continue_as_new(self, *args: Any) -> NoReturn:

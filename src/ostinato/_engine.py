@@ -10,6 +10,7 @@ message comes back: its batch is found by key and its outbox sent again.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -115,9 +116,14 @@ class Engine:
                     log.info("dropping %d message(s) for closed run %s/%s", len(fresh), wid, rid)
                 return
             inbound = ([start] if start else []) + self._inbound(batches, fresh)
-            if not inbound and not any(m["k"] == "wake" for m in fresh):
+            beats = self._callback_beats(wid, rid, batches, fresh)
+            if not inbound and not beats and not any(m["k"] == "wake" for m in fresh):
                 return
             batch = self._next_batch(wid, rid, batches, inbound, fresh, last_state)
+            carried = last_state.get("callback_beats") or {}
+            if carried or beats:
+                batch.state["callback_beats"] = {**carried, **beats.get("times", {})}
+                batch.outbox.extend(beats.get("checks", []))
             try:
                 self.store.append(rid, batch)
             except AppendConflict:
@@ -170,10 +176,15 @@ class Engine:
         """New inbound events from messages, without the ones history already settled."""
         open_activities: set[int] = set()
         open_timers: set[int] = set()
+        callbacks: dict[int, tuple[float, dict[str, Any]]] = {}
         cancel_requested = False
         for batch in batches:
             for etype, attrs in batch.events:
                 match etype:
+                    case h.CALLBACK_CREATED:
+                        callbacks[attrs["seq"]] = (batch.time, attrs)
+                    case h.CALLBACK_COMPLETED | h.CALLBACK_FAILED | h.CALLBACK_TIMED_OUT:
+                        callbacks.pop(attrs["seq"], None)
                     case h.ACTIVITY_SCHEDULED:
                         open_activities.add(attrs["seq"])
                     case h.ACTIVITY_COMPLETED | h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
@@ -217,7 +228,51 @@ class Engine:
                 case "workflow_timeout":
                     events.append((h.TIMED_OUT, {}))
                     break
+                case "callback" if msg["seq"] in callbacks:
+                    claim = self.store.callback_claim(msg["rid"], msg["seq"])
+                    if claim is None:
+                        if self.clock() - msg["at"] < ORPHAN_GRACE:
+                            raise RetryLater(f"callback {msg['seq']} outcome not written yet")
+                        continue  # its completer died before recording an outcome
+                    callbacks.pop(msg["seq"])
+                    if "failure" in claim:
+                        events.append((h.CALLBACK_FAILED, {"seq": msg["seq"],
+                                                           "failure": claim["failure"]}))
+                    else:
+                        events.append((h.CALLBACK_COMPLETED, {"seq": msg["seq"],
+                                                              "result": claim.get("result")}))
+                case "callback_timeout" if msg["seq"] in callbacks:
+                    callbacks.pop(msg["seq"])
+                    events.append((h.CALLBACK_TIMED_OUT, {"seq": msg["seq"],
+                                                          "timeout_type": "timeout"}))
+                case "callback_heartbeat_check" if msg["seq"] in callbacks:
+                    created, attrs = callbacks[msg["seq"]]
+                    beats = (batches[-1].state.get("callback_beats", {}) if batches else {})
+                    last = beats.get(str(msg["seq"]), created)
+                    if self.clock() - last >= attrs["heartbeat_timeout"] - 0.5:
+                        callbacks.pop(msg["seq"])
+                        events.append((h.CALLBACK_TIMED_OUT, {"seq": msg["seq"],
+                                                              "timeout_type": "heartbeat"}))
         return events
+
+    def _callback_beats(self, wid: str, rid: str, batches: list[h.Batch],
+                        fresh: list[dict[str, Any]]) -> dict[str, Any]:
+        """Heartbeats of open callbacks: their times, and the checks that follow them."""
+        limits: dict[int, float] = {}
+        for batch in batches:
+            for etype, attrs in batch.events:
+                if etype == h.CALLBACK_CREATED and attrs.get("heartbeat_timeout"):
+                    limits[attrs["seq"]] = attrs["heartbeat_timeout"]
+                elif etype in (h.CALLBACK_COMPLETED, h.CALLBACK_FAILED, h.CALLBACK_TIMED_OUT):
+                    limits.pop(attrs["seq"], None)
+        now = self.clock()
+        seqs = {m["seq"] for m in fresh if m["k"] == "callback_heartbeat" and m["seq"] in limits}
+        if not seqs:
+            return {}
+        checks = [self._at(now + limits[seq], f"cbh:{rid}:{seq}:{now}", {
+            "k": "callback_heartbeat_check", "wid": wid, "rid": rid, "seq": seq})
+            for seq in sorted(seqs)]
+        return {"times": {str(seq): now for seq in seqs}, "checks": checks}
 
     def _next_batch(self, wid: str, rid: str, batches: list[h.Batch], inbound: list[Any],
                     fresh: list[dict[str, Any]], last_state: dict[str, Any]) -> h.Batch:
@@ -253,6 +308,7 @@ class Engine:
         else:
             replayer = Replayer(definition, info_from_started(inbound[0][1], now),
                                 self.app.activities)
+        replayer.instance.new_secret = lambda: secrets.token_urlsafe(24)  # 192 random bits
         return replayer.decide(inbound, now, self._run_local, last_state.get("local_retries"))
 
     def _failed_task(self, wid: str, rid: str, number: int, first: int, now: float,
@@ -296,6 +352,15 @@ class Engine:
                     outbox.append(self._at(cmd.fire_at, f"t:{rid}:{cmd.seq}",
                                            {"k": "timer", "wid": wid, "rid": rid,
                                             "seq": cmd.seq}))
+                case h.CreateCallback():
+                    if cmd.timeout is not None:
+                        outbox.append(self._at(now + cmd.timeout, f"cbt:{rid}:{cmd.seq}", {
+                            "k": "callback_timeout", "wid": wid, "rid": rid, "seq": cmd.seq}))
+                    if cmd.heartbeat_timeout is not None:
+                        outbox.append(self._at(
+                            now + cmd.heartbeat_timeout, f"cbh:{rid}:{cmd.seq}:{now}",
+                            {"k": "callback_heartbeat_check", "wid": wid, "rid": rid,
+                             "seq": cmd.seq}))
                 case h.CancelTimer():
                     began, fire_at = started_at[cmd.seq]
                     outbox.append({"op": "cancel_at", "key": f"t:{rid}:{cmd.seq}",

@@ -122,6 +122,14 @@ class WorkflowClosedError(OstinatoError):
         self.status = status
 
 
+class CallbackNotFoundError(OstinatoError, LookupError):
+    """No open workflow has a callback with this token."""
+
+
+class CallbackClosedError(OstinatoError):
+    """The callback was already completed, failed or timed out (a second completion)."""
+
+
 class QueryRejectedError(OstinatoError):
     """Raised when a query cannot be answered (unknown name, failing handler, bad history)."""
 

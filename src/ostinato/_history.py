@@ -31,9 +31,14 @@ FAILED = "WorkflowExecutionFailed"
 CANCELLED = "WorkflowExecutionCancelled"
 TIMED_OUT = "WorkflowExecutionTimedOut"
 CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
+CALLBACK_CREATED = "CallbackCreated"
+CALLBACK_COMPLETED = "CallbackCompleted"
+CALLBACK_FAILED = "CallbackFailed"
+CALLBACK_TIMED_OUT = "CallbackTimedOut"
 
 INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
-                     TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT})
+                     TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT,
+                     CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT})
 CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
            TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT",
            CONTINUED_AS_NEW: "CONTINUED_AS_NEW"}
@@ -138,6 +143,20 @@ class RecordPatch(Command):
 
     def event(self) -> tuple[str, dict[str, Any]]:
         return MARKER_RECORDED, {"seq": self.seq, "marker": "patch", "patch_id": self.patch_id}
+
+
+@dataclass(frozen=True)
+class CreateCallback(Command):
+    """An external completion point; `secret` is minted by the decider, kept in history."""
+
+    secret: str = ""
+    timeout: float | None = None
+    heartbeat_timeout: float | None = None
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return CALLBACK_CREATED, {"seq": self.seq, "secret": self.secret,
+                                  "timeout": self.timeout,
+                                  "heartbeat_timeout": self.heartbeat_timeout}
 
 
 @dataclass(frozen=True)

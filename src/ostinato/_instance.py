@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _history as h
 from ._definitions import ActivityDefinition
-from ._errors import ActivityError, ApplicationError, QueryRejectedError
+from ._errors import ActivityError, ApplicationError, CallbackError, QueryRejectedError
 from ._loop import DurableTimerHandle, WorkflowLoop
 from ._serde import from_failure, to_failure
 
@@ -72,6 +72,11 @@ class WorkflowInstance:
         self.patches: dict[str, bool] = {}
         #: while replaying a task: patch ids whose markers that task recorded
         self.recorded_patch_ids: set[str] = set()
+        #: while replaying a task: callback secrets it recorded, by sequence number
+        self.recorded_callbacks: dict[int, str] = {}
+        #: mints callback secrets in fresh executions (the decider injects one)
+        self.new_secret: Callable[[], str] | None = None
+        self._callbacks: dict[int, asyncio.Future[Any]] = {}
         self.cancel_requested = False
         self.closed: h.Command | None = None
         self.terminated = False
@@ -108,6 +113,20 @@ class WorkflowInstance:
         else:
             self.command(h.ScheduleActivity(seq, activity_type, args, options))
         return future
+
+    def create_callback(self, timeout: float | None,
+                        heartbeat_timeout: float | None) -> tuple[int, str, asyncio.Future[Any]]:
+        seq = self.next_seq()
+        if self.replaying:
+            secret = self.recorded_callbacks.get(seq, "")
+        else:
+            if self.new_secret is None:
+                raise RuntimeError("callbacks can only be created by the decider")
+            secret = self.new_secret()
+        future = self.loop.create_future()
+        self._callbacks[seq] = future
+        self.command(h.CreateCallback(seq, secret, timeout, heartbeat_timeout))
+        return seq, secret, future
 
     def patched(self, patch_id: str) -> bool:
         """True for executions that reach this point with the patch shipped (see the context)."""
@@ -165,6 +184,8 @@ class WorkflowInstance:
                     self._main.cancel()
             case h.TERMINATED | h.TIMED_OUT:
                 self.terminated = True
+            case h.CALLBACK_COMPLETED | h.CALLBACK_FAILED | h.CALLBACK_TIMED_OUT:
+                self._settle_callback(etype, attrs)
             case _:
                 raise ValueError(f"not an inbound event: {etype}")
 
@@ -180,6 +201,19 @@ class WorkflowInstance:
         future.set_exception(ActivityError(
             f"activity {activity_type!r} (seq {seq}) failed: {cause}", cause,
             activity_type=activity_type, activity_id=seq, attempt=failure.get("attempt", 0)))
+
+    def _settle_callback(self, etype: str, attrs: dict[str, Any]) -> None:
+        future = self._callbacks.get(attrs["seq"])
+        if future is None or future.done():
+            return
+        if etype == h.CALLBACK_COMPLETED:
+            future.set_result(attrs.get("result"))
+        elif etype == h.CALLBACK_TIMED_OUT:
+            future.set_exception(TimeoutError(f"callback {attrs['seq']} timed out "
+                                              f"({attrs.get('timeout_type', 'timeout')})"))
+        else:
+            cause = from_failure(attrs["failure"])
+            future.set_exception(CallbackError(f"callback {attrs['seq']} failed: {cause}", cause))
 
     # -- signals ------------------------------------------------------------------------
     def _deliver_signal(self, name: str, args: list[Any]) -> None:

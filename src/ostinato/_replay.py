@@ -108,8 +108,10 @@ class Replayer:
             return
         inst.recorded_patch_ids = {attrs["patch_id"] for etype, attrs in recorded
                                    if etype == h.MARKER_RECORDED and attrs.get("marker") == "patch"}
+        inst.recorded_callbacks = {attrs["seq"]: attrs["secret"] for etype, attrs in recorded
+                                   if etype == h.CALLBACK_CREATED}
         self._rounds(recorded, None)
-        inst.recorded_patch_ids = set()
+        inst.recorded_patch_ids, inst.recorded_callbacks = set(), {}
         if recorded:
             etype, attrs = recorded[0]
             raise NonDeterminismError(

@@ -121,7 +121,7 @@ class Head:
 
 
 @functools.cache
-def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
+def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
     """Model classes bound to one table (pynamodb binds the table name per class)."""
     meta = type("Meta", (), {"table_name": table_name, "region": region})
 
@@ -179,7 +179,13 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any]:
         attempt = NumberAttribute()
         details = UnicodeAttribute()
 
-    return HeadItem, BatchItem, HeartbeatItem
+    class CallbackClaimItem(Model):
+        Meta = meta  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        outcome = UnicodeAttribute()
+
+    return HeadItem, BatchItem, HeartbeatItem, CallbackClaimItem
 
 
 def _batch_sk(number: int) -> str:
@@ -208,7 +214,7 @@ class Store:
     """The DynamoDB adapter (see the module docstring)."""
 
     def __init__(self, table_name: str, region: str = "us-east-1") -> None:
-        self._head, self._batch, self._heartbeat = _models(table_name, region)
+        self._head, self._batch, self._heartbeat, self._claim = _models(table_name, region)
         self.table_name = table_name
 
     # -- heads --------------------------------------------------------------------------
@@ -352,6 +358,26 @@ class Store:
     def iter_events(self, run_id: str) -> Iterator[h.Event]:
         for batch in self.load_batches(run_id):
             yield from batch.to_events()
+
+    # -- callback outcomes ----------------------------------------------------------------
+    def claim_callback(self, run_id: str, seq: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Record the outcome of callback `seq` unless one is there; return the one that is."""
+        C = self._claim
+        try:
+            C(f"R#{run_id}", f"C#{seq}", outcome=dumps(outcome)).save(
+                condition=C.pk.does_not_exist())
+            return outcome
+        except PutError as exc:
+            if not _conditional_failed(exc):
+                raise
+        return self.callback_claim(run_id, seq) or outcome
+
+    def callback_claim(self, run_id: str, seq: int) -> dict[str, Any] | None:
+        try:
+            item = self._claim.get(f"R#{run_id}", f"C#{seq}", consistent_read=True)
+        except self._claim.DoesNotExist:
+            return None
+        return loads(item.outcome)
 
     # -- heartbeats ---------------------------------------------------------------------
     def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:

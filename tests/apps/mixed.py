@@ -22,18 +22,21 @@ def step(name: str) -> str:
 async def mixed(ctx: ostinato.WorkflowContext, wid: str) -> dict:
     got: list[str] = []
     ctx.on_signal("poke", got.append)
+    approval = ctx.create_callback(timeout=timedelta(days=1))
+    ctx.on_query("token", lambda: approval.token)
     first = await ctx.execute_activity(step, f"{wid}-a")
     pair = await asyncio.gather(ctx.execute_activity(step, f"{wid}-b"),
                                 ctx.execute_activity(step, f"{wid}-c"))
     await ctx.sleep(timedelta(minutes=5))
     local = await ctx.execute_local_activity(step, f"{wid}-local")
     await ctx.wait_condition(lambda: got, timeout=timedelta(hours=1))
-    return {"first": first, "pair": list(pair), "local": local, "signal": got[0]}
+    return {"first": first, "pair": list(pair), "local": local, "signal": got[0],
+            "approved": await approval}
 
 
 def expected(wid: str) -> dict:
     return {"first": f"{wid}-A".upper(), "pair": [f"{wid}-B".upper(), f"{wid}-C".upper()],
-            "local": f"{wid}-LOCAL".upper(), "signal": "hi"}
+            "local": f"{wid}-LOCAL".upper(), "signal": "hi", "approved": f"ok {wid}"}
 
 
 app = ostinato.App(workflows=[mixed], activities=[step])
