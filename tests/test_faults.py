@@ -10,7 +10,6 @@ import threading
 import pytest
 
 import ostinato
-
 from ostinato._faults import FaultInjector, exempt
 from ostinato.testing import WorkflowEnvironment
 from tests.apps import mixed
@@ -43,7 +42,11 @@ def approve_all(env, handles):
                 break
             except ostinato.QueryRejectedError:
                 env.sleep(60)  # the engine runs on, under the fault plan
-        with exempt():
+        with exempt():  # an update (validated by the decider), a signal, a callback
+            env.client.transport.send_workflow_task({
+                "k": "update", "wid": handle.id, "rid": handle.current_run_id(),
+                "uid": f"bump-{handle.id}", "name": "bump", "args": [7],
+                "mk": f"u:bump-{handle.id}"})
             handle.signal("poke", "hi")
             env.client.complete_callback(token, f"ok {handle.id}")
 
@@ -57,8 +60,10 @@ def check_sound(env, handles):
         # (visibility timeout 360 s): describe() is eventually consistent, result() is not.
         env.sleep(400)
         assert handle.describe().status == "COMPLETED"
-        for suffix in ("a", "b", "c"):
+        for suffix in ("a", "b", "c", "bump"):
             assert mixed.executions[f"{handle.id}-{suffix}"] >= 1
+        assert env.runtime.store.update_outcome(
+            handle.current_run_id(), f"bump-{handle.id}") == {"result": 1}
 
 
 def count_calls(make_env) -> int:
@@ -142,8 +147,11 @@ def test_sqs_delivers_every_message_twice(make_env):
     handles = run_mixed(env, ["d1", "d2"])
     check_sound(env, handles)
     assert mixed.executions["d1-a"] == 2  # activities ran at least once (here twice) ...
-    results = [e for e in handles[0].history() if e.event_type == "ActivityTaskCompleted"]
-    assert len(results) == 3  # ... and their results were recorded exactly once
+    history = handles[0].history()
+    results = [e for e in history if e.event_type == "ActivityTaskCompleted"]
+    assert len(results) == 4  # ... and their results were recorded exactly once
+    assert [e.event_type for e in history].count("WorkflowExecutionSignaled") == 1
+    assert [e.event_type for e in history].count("WorkflowExecutionUpdateAccepted") == 1
 
 
 def test_two_deciders_race_on_one_workflow(make_env):

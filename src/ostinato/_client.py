@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _history as h
 from ._config import Settings
@@ -21,6 +21,7 @@ from ._errors import (
     CallbackClosedError,
     CallbackNotFoundError,
     QueryRejectedError,
+    UpdateRejectedError,
     WorkflowAlreadyStartedError,
     WorkflowCancelledError,
     WorkflowClosedError,
@@ -33,6 +34,8 @@ from ._replay import replay_history
 from ._serde import check_payload, from_failure, to_failure
 from ._store import Head, StartConflict, Store
 from ._transport import Transport
+
+T = TypeVar("T")
 
 ID_CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
 #: Workflow ids become SQS FIFO message group ids and URL path segments.
@@ -226,17 +229,27 @@ class Client:
                 return
 
     # -- waiting (the test environment drives the engine here instead) -------------------
-    def _wait_closed(self, run_id: str, timeout: float | None) -> h.Batch:
+    def _wait_for(self, check: Callable[[], T | None], timeout: float | None, what: str) -> T:
+        """Poll `check` until it returns something (the test environment drives instead)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.02
         while True:
+            found = check()
+            if found is not None:
+                return found
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{what} after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+
+    def _wait_closed(self, run_id: str, timeout: float | None) -> h.Batch:
+        def closed() -> h.Batch | None:
             last = self.store.last_batch(run_id)
             if last is not None and last.state.get("status", h.RUNNING) != h.RUNNING:
                 return last
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} still running after {timeout}s")
-            time.sleep(pause)
-            pause = min(pause * 1.5, 1.0)
+            return None
+
+        return self._wait_for(closed, timeout, f"run {run_id} still running")
 
 
 class WorkflowHandle:
@@ -285,18 +298,44 @@ class WorkflowHandle:
         """End the run now, without running any more workflow code."""
         self._send({"k": "terminate", "reason": reason})
 
-    def query(self, name: str, *args: Any) -> Any:
-        """Answer query `name` from the state replayed out of history."""
-        head = self._head()
-        batches = self._client.store.load_batches(self.run_id or head.run_id)
+    def update(self, name: str, *args: Any, timeout: float | None = None) -> Any:
+        """Send update `name`; return its handler's result once the workflow has run it.
+
+        Raises `UpdateRejectedError` (validator refused it, unknown update, closed workflow:
+        nothing is recorded) or the handler's error if it raised.
+        """
+        check_payload("update arguments", list(args))
+        head = self._open_head()
+        replayer = self._replay(head)
+        replayer.instance.validate_update(name, list(args))  # refuse before anything is sent
+        uid = uuid.uuid4().hex
+        self._client.transport.send_workflow_task(
+            {"k": "update", "wid": self.id, "rid": head.run_id, "uid": uid, "name": name,
+             "args": list(args), "mk": f"u:{uid}"})
+        outcome = self._client._wait_for(
+            lambda: self._client.store.update_outcome(head.run_id, uid), timeout,
+            f"update {name!r} of {self.id!r} not finished")
+        if "rejected" in outcome:
+            raise UpdateRejectedError(outcome["rejected"])
+        if "failure" in outcome:
+            raise from_failure(outcome["failure"])
+        return outcome.get("result")
+
+    def _replay(self, head: Head, run_id: str | None = None) -> Any:
+        """The run replayed from its history (for queries and update validation)."""
+        batches = self._client.store.load_batches(run_id or head.run_id)
         if not batches:
             raise QueryRejectedError(f"workflow {self.id!r} has not started running yet")
         definition = self._client.app.workflow(head.workflow_type)
         try:
-            replayer = replay_history(definition, batches, self._client.app.activities)
+            return replay_history(definition, batches, self._client.app.activities)
         except Exception as exc:
             raise QueryRejectedError(f"cannot replay workflow {self.id!r}: {exc}") from exc
-        return replayer.query(name, list(args))
+
+    def query(self, name: str, *args: Any) -> Any:
+        """Answer query `name` from the state replayed out of history."""
+        head = self._head()
+        return self._replay(head, self.run_id).query(name, list(args))
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the workflow to close; return its result or raise how it ended.

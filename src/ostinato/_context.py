@@ -116,6 +116,13 @@ class WorkflowContext:
         """Answer query `name` with `handler(*args)`; it must not change state."""
         self._instance.query_handlers[name] = handler
 
+    def on_update(self, name: str, handler: Callable[..., Any],
+                  validator: Callable[..., Any] | None = None) -> None:
+        """Handle update `name`: `validator(*args)` may raise to reject it before anything is
+        recorded; `handler(*args)` (sync or async: it may run activities and timers) returns
+        the caller's result. A handler that raises fails the update, not the workflow."""
+        self._instance.update_handlers[name] = (handler, validator)
+
     def set_status(self, status: Any) -> None:
         """A custom status (JSON), visible in describe and list without replay."""
         self._instance.custom_status = status

@@ -109,11 +109,16 @@ class Engine:
             consumed = {key: batch for batch in batches for key in batch.consumed}
             redelivered = [consumed[m["mk"]] for m in msgs if m["mk"] in consumed]
             self._repair(wid, rid, batches, redelivered)
-            fresh = [m for m in msgs if m["mk"] not in consumed]
+            fresh, seen = [], set(consumed)
+            for msg in msgs:  # in queue order, the first copy of each message
+                if msg["mk"] not in seen:
+                    seen.add(msg["mk"])
+                    fresh.append(msg)
             last_state = batches[-1].state if batches else {"status": h.RUNNING}
             if last_state["status"] != h.RUNNING:
                 if fresh:
                     log.info("dropping %d message(s) for closed run %s/%s", len(fresh), wid, rid)
+                self._dispatch(self._refuse_updates(rid, fresh, last_state["status"]))
                 return
             inbound = ([start] if start else []) + self._inbound(batches, fresh)
             beats = self._callback_beats(wid, rid, batches, fresh)
@@ -228,6 +233,10 @@ class Engine:
                 case "workflow_timeout":
                     events.append((h.TIMED_OUT, {}))
                     break
+                case "update":
+                    events.append((h.UPDATE_ACCEPTED, {"update_id": msg["uid"],
+                                                       "name": msg["name"],
+                                                       "args": msg["args"]}))
                 case "callback" if msg["seq"] in callbacks:
                     claim = self.store.callback_claim(msg["rid"], msg["seq"])
                     if claim is None:
@@ -254,6 +263,13 @@ class Engine:
                         events.append((h.CALLBACK_TIMED_OUT, {"seq": msg["seq"],
                                                               "timeout_type": "heartbeat"}))
         return events
+
+    @staticmethod
+    def _refuse_updates(rid: str, fresh: list[dict[str, Any]], status: str,
+                        ) -> list[dict[str, Any]]:
+        return [{"op": "update_outcome", "rid": rid, "uid": m["uid"],
+                 "outcome": {"rejected": f"workflow is closed ({status})"}}
+                for m in fresh if m["k"] == "update"]
 
     def _callback_beats(self, wid: str, rid: str, batches: list[h.Batch],
                         fresh: list[dict[str, Any]]) -> dict[str, Any]:
@@ -287,7 +303,9 @@ class Engine:
             state = {"status": h.CLOSING[closing],
                      "custom_status": last_state.get("custom_status"), "close_time": now,
                      "result": None, "failure": {"message": message}}
-            return h.Batch(number, first, now, False, inbound, [], keys, state)
+            kept = [e for e in inbound if e[0] != h.UPDATE_ACCEPTED]
+            return h.Batch(number, first, now, False, kept,
+                           self._refuse_updates(rid, fresh, state["status"]), keys, state)
         try:
             decision = self._replay_and_decide(wid, rid, batches, inbound, now, last_state)
             outbox = self._outbox(wid, rid, batches, decision, now)
@@ -377,6 +395,13 @@ class Engine:
                                "new_rid": cmd.new_run_id, "args": cmd.args,
                                "workflow_type": started["workflow_type"],
                                "deadline": started.get("execution_deadline")})
+        for cmd in decision.commands:
+            if isinstance(cmd, h.CompleteUpdate):
+                outbox.append({"op": "update_outcome", "rid": rid, "uid": cmd.update_id,
+                               "outcome": cmd.outcome})
+        for uid, reason in decision.rejected_updates.items():
+            outbox.append({"op": "update_outcome", "rid": rid, "uid": uid,
+                           "outcome": {"rejected": reason}})
         for seq, retry in decision.local_retries.items():
             key = f"la:{rid}:{seq}:{retry['attempt']}"
             outbox.append(self._at(retry["at"], key, {"k": "wake", "wid": wid, "rid": rid}))
@@ -387,6 +412,8 @@ class Engine:
         for entry in outbox:
             if entry["op"] == "continue":
                 self._continue_as_new(entry)
+            elif entry["op"] == "update_outcome":
+                self.store.put_update_outcome(entry["rid"], entry["uid"], entry["outcome"])
             else:
                 self.transport.dispatch([entry])
 

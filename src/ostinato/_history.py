@@ -32,13 +32,16 @@ CANCELLED = "WorkflowExecutionCancelled"
 TIMED_OUT = "WorkflowExecutionTimedOut"
 CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
 CALLBACK_CREATED = "CallbackCreated"
+UPDATE_ACCEPTED = "WorkflowExecutionUpdateAccepted"
+UPDATE_COMPLETED = "WorkflowExecutionUpdateCompleted"
 CALLBACK_COMPLETED = "CallbackCompleted"
 CALLBACK_FAILED = "CallbackFailed"
 CALLBACK_TIMED_OUT = "CallbackTimedOut"
 
 INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
                      TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT,
-                     CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT})
+                     CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT,
+                     UPDATE_ACCEPTED})
 CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
            TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT",
            CONTINUED_AS_NEW: "CONTINUED_AS_NEW"}
@@ -157,6 +160,16 @@ class CreateCallback(Command):
         return CALLBACK_CREATED, {"seq": self.seq, "secret": self.secret,
                                   "timeout": self.timeout,
                                   "heartbeat_timeout": self.heartbeat_timeout}
+
+
+@dataclass(frozen=True)
+class CompleteUpdate(Command):
+    update_id: str = ""
+    outcome: dict[str, Any] = field(default_factory=dict)  # {"result": ...} | {"failure": ...}
+    identity: ClassVar[tuple[str, ...]] = ("update_id",)
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return UPDATE_COMPLETED, {"seq": self.seq, "update_id": self.update_id, **self.outcome}
 
 
 @dataclass(frozen=True)

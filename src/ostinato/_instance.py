@@ -20,7 +20,13 @@ from typing import Any
 
 from . import _history as h
 from ._definitions import ActivityDefinition
-from ._errors import ActivityError, ApplicationError, CallbackError, QueryRejectedError
+from ._errors import (
+    ActivityError,
+    ApplicationError,
+    CallbackError,
+    QueryRejectedError,
+    UpdateRejectedError,
+)
 from ._loop import DurableTimerHandle, WorkflowLoop
 from ._serde import from_failure, to_failure
 
@@ -67,6 +73,7 @@ class WorkflowInstance:
         self.signal_buffer: dict[str, deque[list[Any]]] = defaultdict(deque)
         self.signal_waiters: dict[str, deque[asyncio.Future[Any]]] = defaultdict(deque)
         self.query_handlers: dict[str, Callable[..., Any]] = {}
+        self.update_handlers: dict[str, tuple[Callable[..., Any], Callable[..., Any] | None]] = {}
         self.conditions: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self.custom_status: Any = None
         self.patches: dict[str, bool] = {}
@@ -186,6 +193,8 @@ class WorkflowInstance:
                 self.terminated = True
             case h.CALLBACK_COMPLETED | h.CALLBACK_FAILED | h.CALLBACK_TIMED_OUT:
                 self._settle_callback(etype, attrs)
+            case h.UPDATE_ACCEPTED:
+                self._run_update(attrs["update_id"], attrs["name"], list(attrs.get("args") or []))
             case _:
                 raise ValueError(f"not an inbound event: {etype}")
 
@@ -201,6 +210,42 @@ class WorkflowInstance:
         future.set_exception(ActivityError(
             f"activity {activity_type!r} (seq {seq}) failed: {cause}", cause,
             activity_type=activity_type, activity_id=seq, attempt=failure.get("attempt", 0)))
+
+    # -- updates --------------------------------------------------------------------------
+    def validate_update(self, name: str, args: list[Any]) -> None:
+        """Raise `UpdateRejectedError` if the update is unknown or its validator refuses it."""
+        if name not in self.update_handlers:
+            known = ", ".join(sorted(self.update_handlers)) or "none"
+            raise UpdateRejectedError(f"unknown update {name!r} (registered: {known})")
+        validator = self.update_handlers[name][1]
+        if validator is not None:
+            try:
+                validator(*args)
+            except Exception as exc:
+                raise UpdateRejectedError(str(exc) or type(exc).__name__) from exc
+
+    def _run_update(self, update_id: str, name: str, args: list[Any]) -> None:
+        handler = self.update_handlers[name][0]
+
+        def finish(outcome: dict[str, Any]) -> None:
+            self.command(h.CompleteUpdate(self.next_seq(), update_id, outcome))
+
+        try:
+            value = handler(*args)
+        except Exception as exc:
+            finish({"failure": to_failure(exc)})
+            return
+        if not inspect.isawaitable(value):
+            finish({"result": value})
+            return
+
+        async def run() -> None:
+            try:
+                finish({"result": await value})
+            except Exception as exc:
+                finish({"failure": to_failure(exc)})
+
+        self.loop.create_task(run())
 
     def _settle_callback(self, etype: str, attrs: dict[str, Any]) -> None:
         future = self._callbacks.get(attrs["seq"])

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _history as h
 from ._definitions import ActivityDefinition, WorkflowDefinition
-from ._errors import NonDeterminismError
+from ._errors import NonDeterminismError, UpdateRejectedError
 from ._instance import WorkflowInfo, WorkflowInstance
 
 EventData = tuple[str, dict[str, Any]]
@@ -60,6 +60,7 @@ class Decision:
     failure: dict[str, Any] | None = None
     local_retries: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_run_id: str | None = None
+    rejected_updates: dict[str, str] = field(default_factory=dict)
 
     def state(self, close_time: float | None) -> dict[str, Any]:
         """The projection a batch carries, so describe never needs a replay."""
@@ -131,7 +132,14 @@ class Replayer:
         inst = self.instance
         inst.loop.set_time(now)
         new_events: list[EventData] = []
+        rejected: dict[str, str] = {}
         for event in inbound:
+            if event[0] == h.UPDATE_ACCEPTED:
+                try:  # validators run once, before acceptance; never on replay
+                    inst.validate_update(event[1]["name"], list(event[1].get("args") or []))
+                except UpdateRejectedError as exc:
+                    rejected[event[1]["update_id"]] = str(exc)
+                    continue
             inst.apply(*event)
             new_events.append(event)
         retries: dict[str, dict[str, Any]] = {}
@@ -151,7 +159,9 @@ class Replayer:
             else:
                 retries[str(cmd.seq)] = {"attempt": outcome.attempt + 1, "at": outcome.retry_at}
         commands = self._rounds(None, (new_events, run_local, retries))
-        return self._decision(new_events, commands, retries)
+        decision = self._decision(new_events, commands, retries)
+        decision.rejected_updates = rejected
+        return decision
 
     def _rounds(self, recorded: deque[EventData] | None,
                 fresh: tuple[list[EventData], LocalRunner, dict[str, dict[str, Any]]] | None,

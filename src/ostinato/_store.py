@@ -179,13 +179,13 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         attempt = NumberAttribute()
         details = UnicodeAttribute()
 
-    class CallbackClaimItem(Model):
+    class OutcomeItem(Model):  # callback claims (C#<seq>) and update outcomes (U#<id>)
         Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
         outcome = UnicodeAttribute()
 
-    return HeadItem, BatchItem, HeartbeatItem, CallbackClaimItem
+    return HeadItem, BatchItem, HeartbeatItem, OutcomeItem
 
 
 def _batch_sk(number: int) -> str:
@@ -375,6 +375,24 @@ class Store:
     def callback_claim(self, run_id: str, seq: int) -> dict[str, Any] | None:
         try:
             item = self._claim.get(f"R#{run_id}", f"C#{seq}", consistent_read=True)
+        except self._claim.DoesNotExist:
+            return None
+        return loads(item.outcome)
+
+    # -- update outcomes ------------------------------------------------------------------
+    def put_update_outcome(self, run_id: str, update_id: str, outcome: dict[str, Any]) -> None:
+        """Record how update `update_id` ended; the first record stands (retries are no-ops)."""
+        C = self._claim
+        try:
+            C(f"R#{run_id}", f"U#{update_id}", outcome=dumps(outcome)).save(
+                condition=C.pk.does_not_exist())
+        except PutError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def update_outcome(self, run_id: str, update_id: str) -> dict[str, Any] | None:
+        try:
+            item = self._claim.get(f"R#{run_id}", f"U#{update_id}", consistent_read=True)
         except self._claim.DoesNotExist:
             return None
         return loads(item.outcome)

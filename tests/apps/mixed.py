@@ -24,19 +24,27 @@ async def mixed(ctx: ostinato.WorkflowContext, wid: str) -> dict:
     ctx.on_signal("poke", got.append)
     approval = ctx.create_callback(timeout=timedelta(days=1))
     ctx.on_query("token", lambda: approval.token)
+    bumps: list[int] = []
+
+    async def bump(n: int) -> int:
+        bumps.append(await ctx.execute_activity(step, f"{wid}-bump") and n)
+        return len(bumps)
+
+    ctx.on_update("bump", bump, validator=lambda n: None if n > 0 else 1 / 0)
     first = await ctx.execute_activity(step, f"{wid}-a")
     pair = await asyncio.gather(ctx.execute_activity(step, f"{wid}-b"),
                                 ctx.execute_activity(step, f"{wid}-c"))
     await ctx.sleep(timedelta(minutes=5))
     local = await ctx.execute_local_activity(step, f"{wid}-local")
-    await ctx.wait_condition(lambda: got, timeout=timedelta(hours=1))
+    await ctx.wait_condition(lambda: got and bumps, timeout=timedelta(hours=1))
     return {"first": first, "pair": list(pair), "local": local, "signal": got[0],
-            "approved": await approval}
+            "approved": await approval, "bumps": bumps}
 
 
 def expected(wid: str) -> dict:
     return {"first": f"{wid}-A".upper(), "pair": [f"{wid}-B".upper(), f"{wid}-C".upper()],
-            "local": f"{wid}-LOCAL".upper(), "signal": "hi", "approved": f"ok {wid}"}
+            "local": f"{wid}-LOCAL".upper(), "signal": "hi", "approved": f"ok {wid}",
+            "bumps": [7]}
 
 
 app = ostinato.App(workflows=[mixed], activities=[step])
