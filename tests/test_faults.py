@@ -60,7 +60,10 @@ def check_sound(env, handles):
         # (visibility timeout 360 s): describe() is eventually consistent, result() is not.
         env.sleep(400)
         assert handle.describe().status == "COMPLETED"
-        for suffix in ("a", "b", "c", "bump"):
+        child = env.client.get_workflow_handle(f"{handle.id}-helper")
+        assert_history_sound(child.history())
+        assert child.describe().status == "COMPLETED"
+        for suffix in ("a", "b", "c", "bump", "child"):
             assert mixed.executions[f"{handle.id}-{suffix}"] >= 1
         assert env.runtime.store.update_outcome(
             handle.current_run_id(), f"bump-{handle.id}") == {"result": 1}

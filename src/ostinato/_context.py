@@ -127,6 +127,17 @@ class WorkflowContext:
         """A custom status (JSON), visible in describe and list without replay."""
         self._instance.custom_status = status
 
+    # -- child workflows ------------------------------------------------------------------
+    async def execute_child_workflow(self, workflow: Any, *args: Any, id: str | None = None,
+                                     parent_close_policy: str = "terminate") -> Any:
+        """Run a child workflow and await its result; raises `ChildWorkflowError`.
+
+        `parent_close_policy`: what happens to the child if this workflow closes first:
+        "terminate", "request_cancel" or "abandon". Cancelling the wait cancels the child.
+        """
+        return await self._instance.start_child(type_name(workflow, "workflow"), list(args),
+                                                id, parent_close_policy)
+
     # -- external completion --------------------------------------------------------------
     def create_callback(self, timeout: float | timedelta | None = None,
                         heartbeat_timeout: float | timedelta | None = None) -> Callback:

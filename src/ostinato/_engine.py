@@ -157,6 +157,8 @@ class Engine:
                 deadline = None if timeout is None else head.start_time + timeout
             if head.continued_from:
                 attrs["continued_from"] = head.continued_from
+            if head.parent:
+                attrs["parent"] = head.parent
             if deadline is not None:
                 attrs["execution_deadline"] = deadline
             return (h.STARTED, attrs)
@@ -182,10 +184,15 @@ class Engine:
         open_activities: set[int] = set()
         open_timers: set[int] = set()
         callbacks: dict[int, tuple[float, dict[str, Any]]] = {}
+        open_children: set[int] = set()
         cancel_requested = False
         for batch in batches:
             for etype, attrs in batch.events:
                 match etype:
+                    case h.CHILD_INITIATED:
+                        open_children.add(attrs["seq"])
+                    case h.CHILD_COMPLETED | h.CHILD_FAILED:
+                        open_children.discard(attrs["seq"])
                     case h.CALLBACK_CREATED:
                         callbacks[attrs["seq"]] = (batch.time, attrs)
                     case h.CALLBACK_COMPLETED | h.CALLBACK_FAILED | h.CALLBACK_TIMED_OUT:
@@ -233,6 +240,17 @@ class Engine:
                 case "workflow_timeout":
                     events.append((h.TIMED_OUT, {}))
                     break
+                case "child" if msg["seq"] in open_children:
+                    open_children.discard(msg["seq"])
+                    if msg["status"] == "COMPLETED":
+                        events.append((h.CHILD_COMPLETED, {"seq": msg["seq"],
+                                                           "workflow_id": msg["child"],
+                                                           "result": msg.get("result")}))
+                    else:
+                        events.append((h.CHILD_FAILED, {"seq": msg["seq"],
+                                                        "workflow_id": msg["child"],
+                                                        "status": msg["status"],
+                                                        "failure": msg.get("failure")}))
                 case "update":
                     events.append((h.UPDATE_ACCEPTED, {"update_id": msg["uid"],
                                                        "name": msg["name"],
@@ -304,8 +322,10 @@ class Engine:
                      "custom_status": last_state.get("custom_status"), "close_time": now,
                      "result": None, "failure": {"message": message}}
             kept = [e for e in inbound if e[0] != h.UPDATE_ACCEPTED]
-            return h.Batch(number, first, now, False, kept,
-                           self._refuse_updates(rid, fresh, state["status"]), keys, state)
+            outbox = (self._refuse_updates(rid, fresh, state["status"])
+                      + self._closing_outbox(rid, [*batches, h.Batch(0, 0, now, False, kept)],
+                                             state))
+            return h.Batch(number, first, now, False, kept, outbox, keys, state)
         try:
             decision = self._replay_and_decide(wid, rid, batches, inbound, now, last_state)
             outbox = self._outbox(wid, rid, batches, decision, now)
@@ -394,11 +414,31 @@ class Engine:
                 outbox.append({"op": "continue", "wid": wid, "rid": rid,
                                "new_rid": cmd.new_run_id, "args": cmd.args,
                                "workflow_type": started["workflow_type"],
-                               "deadline": started.get("execution_deadline")})
+                               "deadline": started.get("execution_deadline"),
+                               "parent": started.get("parent")})
         for cmd in decision.commands:
             if isinstance(cmd, h.CompleteUpdate):
                 outbox.append({"op": "update_outcome", "rid": rid, "uid": cmd.update_id,
                                "outcome": cmd.outcome})
+        history = [*batches, h.Batch(0, 0, now, True, decision.events)]
+        children = {attrs["seq"]: attrs for b in history for etype, attrs in b.events
+                    if etype == h.CHILD_INITIATED}
+        started = history[0].events[0][1]
+        for cmd in decision.commands:
+            if isinstance(cmd, h.StartChild):
+                check_payload(f"arguments of child workflow {cmd.workflow_type!r}", cmd.args)
+                outbox.append({"op": "start_child", "wid": cmd.workflow_id, "rid": cmd.run_id,
+                               "workflow_type": cmd.workflow_type, "args": cmd.args,
+                               "parent": {"wid": wid, "rid": rid, "seq": cmd.seq}})
+            elif isinstance(cmd, h.CancelChild) and cmd.seq in children:
+                child = children[cmd.seq]
+                outbox.append({"op": "workflow", "msg": {
+                    "k": "cancel", "wid": child["workflow_id"], "rid": child["run_id"],
+                    "reason": "parent stopped waiting", "mk": f"pc:{child['run_id']}"}})
+        if decision.status != h.RUNNING:
+            outbox += self._closing_outbox(rid, history, {
+                "status": decision.status, "result": decision.result,
+                "failure": decision.failure, "started": started})
         for uid, reason in decision.rejected_updates.items():
             outbox.append({"op": "update_outcome", "rid": rid, "uid": uid,
                            "outcome": {"rejected": reason}})
@@ -407,11 +447,65 @@ class Engine:
             outbox.append(self._at(retry["at"], key, {"k": "wake", "wid": wid, "rid": rid}))
         return outbox
 
+    def _closing_outbox(self, rid: str, history: list[h.Batch],
+                        state: dict[str, Any]) -> list[dict[str, Any]]:
+        """A run closed: tell its parent, and apply the parent close policy to open children."""
+        outbox: list[dict[str, Any]] = []
+        status = state["status"]
+        started = history[0].events[0][1] if history and history[0].events else {}
+        parent = started.get("parent")
+        if parent and status != "CONTINUED_AS_NEW":  # the last run of a chain reports
+            msg = {"k": "child", "wid": parent["wid"], "rid": parent["rid"],
+                   "seq": parent["seq"], "child": started.get("workflow_id"), "status": status,
+                   "mk": f"child:{rid}"}
+            if status == "COMPLETED":
+                msg["result"] = state.get("result")
+            else:
+                msg["failure"] = state.get("failure") or {"message": status.lower()}
+            outbox.append({"op": "workflow", "msg": msg})
+        open_children: dict[int, dict[str, Any]] = {}
+        for batch in history:
+            for etype, attrs in batch.events:
+                if etype == h.CHILD_INITIATED:
+                    open_children[attrs["seq"]] = attrs
+                elif etype in (h.CHILD_COMPLETED, h.CHILD_FAILED):
+                    open_children.pop(attrs["seq"], None)
+        for child in open_children.values():
+            kind = {"terminate": "terminate", "request_cancel": "cancel"}.get(
+                child["parent_close_policy"])
+            if kind is not None:
+                outbox.append({"op": "workflow", "msg": {
+                    "k": kind, "wid": child["workflow_id"], "rid": child["run_id"],
+                    "reason": f"parent closed ({status})", "mk": f"pc:{child['run_id']}"}})
+        return outbox
+
+    def _start_child(self, entry: dict[str, Any]) -> None:
+        """Start a child run once, however often a replaying parent asks (its run id is
+        derived from the parent's), or tell the parent its id is taken."""
+        head = Head(entry["wid"], entry["rid"], entry["workflow_type"], h.RUNNING, self.clock(),
+                    entry["args"], parent=entry["parent"])
+        try:
+            self.store.create_head(head)
+        except StartConflict as conflict:
+            if conflict.head is None or conflict.head.run_id != entry["rid"]:
+                parent = entry["parent"]
+                self.transport.send_workflow_task({
+                    "k": "child", "wid": parent["wid"], "rid": parent["rid"],
+                    "seq": parent["seq"], "child": entry["wid"], "status": "FAILED",
+                    "failure": {"kind": "application", "type": "WorkflowAlreadyStarted",
+                                "message": f"workflow {entry['wid']!r} is already running"},
+                    "mk": f"child:{entry['rid']}"})
+                return
+        self.transport.send_workflow_task({"k": "start", "wid": entry["wid"],
+                                           "rid": entry["rid"], "mk": f"s:{entry['rid']}"})
+
     def _dispatch(self, outbox: list[dict[str, Any]]) -> None:
         """Carry out an outbox: table operations here, messages through the transport."""
         for entry in outbox:
             if entry["op"] == "continue":
                 self._continue_as_new(entry)
+            elif entry["op"] == "start_child":
+                self._start_child(entry)
             elif entry["op"] == "update_outcome":
                 self.store.put_update_outcome(entry["rid"], entry["uid"], entry["outcome"])
             else:
@@ -421,7 +515,7 @@ class Engine:
         """Hand the workflow id to the next run, then wake it (both safe to repeat)."""
         head = Head(entry["wid"], entry["new_rid"], entry["workflow_type"], h.RUNNING,
                     self.clock(), entry["args"], continued_from=entry["rid"],
-                    deadline=entry.get("deadline"))
+                    deadline=entry.get("deadline"), parent=entry.get("parent"))
         try:
             self.store.create_head(head, replacing=entry["rid"])
         except StartConflict:

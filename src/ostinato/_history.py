@@ -33,6 +33,10 @@ TIMED_OUT = "WorkflowExecutionTimedOut"
 CONTINUED_AS_NEW = "WorkflowExecutionContinuedAsNew"
 CALLBACK_CREATED = "CallbackCreated"
 UPDATE_ACCEPTED = "WorkflowExecutionUpdateAccepted"
+CHILD_INITIATED = "StartChildWorkflowExecutionInitiated"
+CHILD_COMPLETED = "ChildWorkflowExecutionCompleted"
+CHILD_FAILED = "ChildWorkflowExecutionFailed"
+CHILD_CANCEL_REQUESTED = "RequestCancelChildWorkflowExecutionInitiated"
 UPDATE_COMPLETED = "WorkflowExecutionUpdateCompleted"
 CALLBACK_COMPLETED = "CallbackCompleted"
 CALLBACK_FAILED = "CallbackFailed"
@@ -41,7 +45,7 @@ CALLBACK_TIMED_OUT = "CallbackTimedOut"
 INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
                      TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT,
                      CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT,
-                     UPDATE_ACCEPTED})
+                     UPDATE_ACCEPTED, CHILD_COMPLETED, CHILD_FAILED})
 CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
            TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT",
            CONTINUED_AS_NEW: "CONTINUED_AS_NEW"}
@@ -170,6 +174,33 @@ class CompleteUpdate(Command):
 
     def event(self) -> tuple[str, dict[str, Any]]:
         return UPDATE_COMPLETED, {"seq": self.seq, "update_id": self.update_id, **self.outcome}
+
+
+PARENT_CLOSE_POLICIES = ("terminate", "request_cancel", "abandon")
+
+
+@dataclass(frozen=True)
+class StartChild(Command):
+    workflow_type: str = ""
+    args: list[Any] = field(default_factory=list)
+    workflow_id: str = ""
+    run_id: str = ""
+    parent_close_policy: str = "terminate"
+    identity: ClassVar[tuple[str, ...]] = ("workflow_type", "workflow_id")
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return CHILD_INITIATED, {"seq": self.seq, "workflow_type": self.workflow_type,
+                                 "workflow_id": self.workflow_id, "run_id": self.run_id,
+                                 "args": self.args,
+                                 "parent_close_policy": self.parent_close_policy}
+
+
+@dataclass(frozen=True)
+class CancelChild(Command):
+    """The parent stopped waiting for child `seq` (cancelled): ask the child to cancel."""
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return CHILD_CANCEL_REQUESTED, {"seq": self.seq}
 
 
 @dataclass(frozen=True)

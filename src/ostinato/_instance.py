@@ -24,6 +24,7 @@ from ._errors import (
     ActivityError,
     ApplicationError,
     CallbackError,
+    ChildWorkflowError,
     QueryRejectedError,
     UpdateRejectedError,
 )
@@ -84,6 +85,7 @@ class WorkflowInstance:
         #: mints callback secrets in fresh executions (the decider injects one)
         self.new_secret: Callable[[], str] | None = None
         self._callbacks: dict[int, asyncio.Future[Any]] = {}
+        self._children: dict[int, asyncio.Future[Any]] = {}
         self.cancel_requested = False
         self.closed: h.Command | None = None
         self.terminated = False
@@ -120,6 +122,38 @@ class WorkflowInstance:
         else:
             self.command(h.ScheduleActivity(seq, activity_type, args, options))
         return future
+
+    def start_child(self, workflow_type: str, args: list[Any], workflow_id: str | None,
+                    parent_close_policy: str) -> asyncio.Future[Any]:
+        if parent_close_policy not in h.PARENT_CLOSE_POLICIES:
+            raise ValueError(f"parent_close_policy must be one of {h.PARENT_CLOSE_POLICIES}")
+        seq = self.next_seq()
+        child_id = workflow_id or f"{self.info.workflow_id}-child-{seq}"
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"ostinato:{self.info.run_id}:child:{seq}").hex
+        future = self.loop.create_future()
+        self._children[seq] = future
+
+        def stopped_waiting(done: asyncio.Future[Any]) -> None:
+            if done.cancelled() and self.closed is None:
+                self.command(h.CancelChild(seq))
+
+        future.add_done_callback(stopped_waiting)
+        self.command(h.StartChild(seq, workflow_type, args, child_id, run_id,
+                                  parent_close_policy))
+        return future
+
+    def _settle_child(self, etype: str, attrs: dict[str, Any]) -> None:
+        future = self._children.get(attrs["seq"])
+        if future is None or future.done():
+            return
+        if etype == h.CHILD_COMPLETED:
+            future.set_result(attrs.get("result"))
+            return
+        cause = from_failure(attrs["failure"]) if attrs.get("failure") else None
+        status = attrs.get("status", "FAILED")
+        future.set_exception(ChildWorkflowError(
+            f"child workflow {attrs.get('workflow_id', attrs['seq'])} {status.lower()}"
+            + (f": {cause}" if cause else ""), cause))
 
     def create_callback(self, timeout: float | None,
                         heartbeat_timeout: float | None) -> tuple[int, str, asyncio.Future[Any]]:
@@ -193,6 +227,8 @@ class WorkflowInstance:
                 self.terminated = True
             case h.CALLBACK_COMPLETED | h.CALLBACK_FAILED | h.CALLBACK_TIMED_OUT:
                 self._settle_callback(etype, attrs)
+            case h.CHILD_COMPLETED | h.CHILD_FAILED:
+                self._settle_child(etype, attrs)
             case h.UPDATE_ACCEPTED:
                 self._run_update(attrs["update_id"], attrs["name"], list(attrs.get("args") or []))
             case _:

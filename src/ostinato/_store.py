@@ -118,6 +118,7 @@ class Head:
     task_failure: str | None = None
     continued_from: str | None = None
     deadline: float | None = None
+    parent: dict[str, Any] | None = None
 
 
 @functools.cache
@@ -158,6 +159,7 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         task_failure = UnicodeAttribute(null=True)
         continued_from = UnicodeAttribute(null=True)
         deadline = NumberAttribute(null=True)
+        parent = UnicodeAttribute(null=True)
         by_status = ByStatus()
         by_type = ByType()
 
@@ -235,7 +237,8 @@ class Store:
             custom_status=None if item.custom_status is None else loads(item.custom_status),
             batch=int(item.batch or 0), task_failure=item.task_failure,
             continued_from=item.continued_from,
-            deadline=None if item.deadline is None else float(item.deadline))
+            deadline=None if item.deadline is None else float(item.deadline),
+            parent=None if item.parent is None else loads(item.parent))
 
     def create_head(self, head: Head, replacing: str | None = None) -> None:
         """Make `head` the current run unless the id has a RUNNING run (`StartConflict`).
@@ -247,7 +250,8 @@ class Store:
         item = H(f"W#{head.workflow_id}", "HEAD", run_id=head.run_id,
                  workflow_type=head.workflow_type, status=h.RUNNING,
                  start_time=head.start_time, args=dumps(head.args), batch=0,
-                 continued_from=head.continued_from, deadline=head.deadline)
+                 continued_from=head.continued_from, deadline=head.deadline,
+                 parent=None if head.parent is None else dumps(head.parent))
         if replacing is None:
             allowed = H.pk.does_not_exist() | (H.status != h.RUNNING)
         else:

@@ -19,6 +19,11 @@ def step(name: str) -> str:
 
 
 @workflow
+async def helper(ctx: ostinato.WorkflowContext, wid: str) -> str:
+    return await ctx.execute_activity(step, f"{wid}-child")
+
+
+@workflow
 async def mixed(ctx: ostinato.WorkflowContext, wid: str) -> dict:
     got: list[str] = []
     ctx.on_signal("poke", got.append)
@@ -34,17 +39,18 @@ async def mixed(ctx: ostinato.WorkflowContext, wid: str) -> dict:
     first = await ctx.execute_activity(step, f"{wid}-a")
     pair = await asyncio.gather(ctx.execute_activity(step, f"{wid}-b"),
                                 ctx.execute_activity(step, f"{wid}-c"))
+    child = await ctx.execute_child_workflow(helper, wid, id=f"{wid}-helper")
     await ctx.sleep(timedelta(minutes=5))
     local = await ctx.execute_local_activity(step, f"{wid}-local")
     await ctx.wait_condition(lambda: got and bumps, timeout=timedelta(hours=1))
     return {"first": first, "pair": list(pair), "local": local, "signal": got[0],
-            "approved": await approval, "bumps": bumps}
+            "approved": await approval, "bumps": bumps, "child": child}
 
 
 def expected(wid: str) -> dict:
     return {"first": f"{wid}-A".upper(), "pair": [f"{wid}-B".upper(), f"{wid}-C".upper()],
             "local": f"{wid}-LOCAL".upper(), "signal": "hi", "approved": f"ok {wid}",
-            "bumps": [7]}
+            "bumps": [7], "child": f"{wid}-CHILD".upper()}
 
 
-app = ostinato.App(workflows=[mixed], activities=[step])
+app = ostinato.App(workflows=[mixed, helper], activities=[step])
