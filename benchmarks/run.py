@@ -39,6 +39,7 @@ from benchmarks import apps  # noqa: E402
 
 from ostinato import _history as h  # noqa: E402
 from ostinato._replay import replay_history  # noqa: E402
+from ostinato._transport import Transport  # noqa: E402
 from ostinato.testing import WorkflowEnvironment  # noqa: E402
 
 TEMPLATE = ROOT / "template.yaml"
@@ -209,12 +210,13 @@ class MemStore:
     def get_head(self, wid: str) -> Any:
         return self.heads.get(wid)
 
-    def load_batches(self, rid: str) -> list[h.Batch]:
+    def load_batches(self, rid: str, after: int = 0) -> list[h.Batch]:
         if not self.decode:
-            return list(self.objects.get(rid, []))
+            return list(self.objects.get(rid, []))[after:]
         return [h.Batch(n, first, t, decided, [tuple(ev) for ev in json.loads(events)],
                         json.loads(outbox), list(consumed), json.loads(state))
-                for n, first, t, decided, events, outbox, consumed, state in self.rows.get(rid, [])]
+                for n, first, t, decided, events, outbox, consumed, state
+                in self.rows.get(rid, [])[after:]]
 
     def append(self, rid: str, batch: h.Batch) -> None:
         from ostinato._store import AppendConflict
@@ -241,10 +243,13 @@ class MemStore:
         pass
 
 
-class MemTransport:
-    """Just enough of `ostinato._transport.Transport`: FIFO lists, due deliveries sent at once."""
+class MemTransport(Transport):
+    """`ostinato._transport.Transport` over in-memory FIFO lists; due deliveries go at once.
 
-    def __init__(self) -> None:
+    Only the primitives are replaced: outbox dispatch is the real one.
+    """
+
+    def __init__(self) -> None:  # no AWS clients
         self.workflow: deque[dict[str, Any]] = deque()
         self.activity: deque[dict[str, Any]] = deque()
 
@@ -260,26 +265,8 @@ class MemTransport:
     def deliver_at(self, due: float, envelope: dict[str, Any], key: str) -> None:
         self.forward(envelope)
 
-    def forward(self, envelope: dict[str, Any]) -> None:
-        if envelope["to"] == "activity":
-            self.send_activity_task(envelope["queue"], envelope["msg"])
-        else:
-            self.send_workflow_task(envelope["msg"])
-
     def cancel_at(self, key: str) -> None:
         pass
-
-    def dispatch(self, outbox: list[dict[str, Any]]) -> None:
-        for entry in outbox:
-            match entry["op"]:
-                case "workflow":
-                    self.send_workflow_task(entry["msg"])
-                case "activity":
-                    self.send_activity_task(entry["queue"], entry["msg"])
-                case "at":
-                    self.deliver_at(entry["due"], entry["envelope"], entry["key"])
-                case "cancel_at":
-                    pass
 
 
 def run_in_memory(steps: int, run_id: str = "r1", decode: bool = True
