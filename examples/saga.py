@@ -3,9 +3,9 @@
 Against the local stack:
 
     .venv/bin/ostinato dev examples.saga:app
-    .venv/bin/ostinato workflow start trip '{"flight": "LH123", "hotel": "Adlon", "car": ""}' --id trip-1
-    .venv/bin/ostinato workflow result trip-1      # car booking fails: hotel and flight are undone
-    .venv/bin/ostinato workflow history trip-1
+    .venv/bin/ostinato workflow start trip '{"flight": "LH1", "hotel": "Adlon", "car": ""}' --id t1
+    .venv/bin/ostinato workflow result t1      # car booking fails: hotel and flight are undone
+    .venv/bin/ostinato workflow history t1
 """
 
 from __future__ import annotations

@@ -20,4 +20,5 @@ fi
 
 .venv/bin/ruff check src tests examples benchmarks functions
 .venv/bin/mypy
+bash scripts/sam_validate.sh   # `sam validate --lint`, offline, in its own virtualenv
 .venv/bin/pytest -p no:cacheprovider "$@"

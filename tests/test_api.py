@@ -214,7 +214,8 @@ def test_openapi_document_describes_every_route(env):
         "/workflows", "/workflows/{workflow_id}", "/workflows/{workflow_id}/history",
         "/workflows/{workflow_id}/signals/{name}", "/workflows/{workflow_id}/queries/{name}",
         "/workflows/{workflow_id}/updates/{name}", "/workflows/{workflow_id}/cancel",
-        "/workflows/{workflow_id}/terminate", "/callbacks/{token}"}
+        "/workflows/{workflow_id}/terminate", "/callbacks/{token}",
+        "/schedules", "/schedules/{name}", "/events"}
     start_op = doc["paths"]["/workflows"]["post"]
     assert set(start_op["responses"]) == {"201", "400", "404", "409", "413"}
     schema = doc["components"]["schemas"]["StartWorkflowRequest"]

@@ -16,7 +16,8 @@ from ostinato._replay import LocalOutcome, Replayer, check_document, info_from_s
 EXPECTED_PUBLIC_NAMES = {
     "ActivityContext", "ActivityError", "ActivityInfo", "App", "ApplicationError",
     "CallbackClosedError", "CallbackError", "CallbackNotFoundError", "ChildWorkflowError",
-    "Client", "Event", "EventTrigger", "NonDeterminismError", "OstinatoError",
+    "Client", "Event", "EventTrigger", "InvalidScheduleError", "ScheduleAlreadyExistsError",
+    "ScheduleNotFoundError", "NonDeterminismError", "OstinatoError",
     "PayloadTooLargeError", "QueryRejectedError", "RetryPolicy", "UnknownTypeError",
     "UpdateRejectedError", "WorkflowAlreadyStartedError", "WorkflowCancelledError",
     "WorkflowClosedError", "WorkflowContext", "WorkflowDescription", "WorkflowFailedError",

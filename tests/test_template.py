@@ -29,6 +29,7 @@ QUEUES = {
     "WorkflowTaskQueue": ("WorkflowTaskFunction", "WorkflowTaskDLQ", True),
     "ActivityQueueDefault": ("ActivityTaskFunction", "ActivityDLQDefault", False),
     "TimerQueue": ("TimerFunction", "TimerDLQ", False),
+    "TriggerQueue": ("EventsFunction", "TriggerDLQ", False),
 }
 
 # DESIGN.md section 2, "HTTP API", plus the OpenAPI document.
@@ -37,6 +38,7 @@ ROUTES = {
     "POST /workflows/{id}/signals/{name}", "POST /workflows/{id}/queries/{name}",
     "POST /workflows/{id}/updates/{name}", "POST /workflows/{id}/cancel",
     "POST /workflows/{id}/terminate", "POST /callbacks/{token}", "GET /openapi.json",
+    "POST /schedules", "GET /schedules", "DELETE /schedules/{name}", "POST /events",
 }
 # Reachable without SigV4: callback URLs go to third parties (the token is the credential).
 PUBLIC_ROUTES = {"POST /callbacks/{token}", "GET /openapi.json"}
@@ -44,7 +46,7 @@ PUBLIC_ROUTES = {"POST /callbacks/{token}", "GET /openapi.json"}
 GLOBAL_ENV = {
     "OSTINATO_APP", "OSTINATO_TABLE", "OSTINATO_WORKFLOW_QUEUE_URL", "OSTINATO_TIMER_QUEUE_URL",
     "OSTINATO_TIMER_QUEUE_ARN", "OSTINATO_ACTIVITY_QUEUE_URLS", "OSTINATO_SCHEDULE_GROUP",
-    "OSTINATO_SCHEDULER_ROLE_ARN",
+    "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN",
 }
 
 
@@ -193,8 +195,13 @@ def check_least_privilege(cfn: Template) -> None:
     table_and_indexes = [arn("WorkflowTable"), {"Fn::Sub": "${WorkflowTable.Arn}/index/*"}]
     schedules = {"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
                             ":schedule/${TimerScheduleGroup}/*"}
+    # the API manages recurring schedules only (sched-*), never the engine's timers (ost-*)
+    recurring = {"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
+                            ":schedule/${TimerScheduleGroup}/sched-*"}
+    default_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}"
+                              ":event-bus/default"}
     for function in ("WorkflowTaskFunction", "ActivityTaskFunction", "TimerFunction",
-                     "ApiFunction"):
+                     "ApiFunction", "EventsFunction"):
         sts = role_statements(cfn, function)
         assert sts, f"{function}: no inline policy"
         for st in sts:
@@ -208,7 +215,15 @@ def check_least_privilege(cfn: Template) -> None:
             elif services == {"sqs"}:
                 assert all(r in [arn(q) for q in QUEUES] for r in resources), f"{function}: {st}"
             elif services == {"scheduler"}:
-                assert resources == [schedules], f"{function}: {st}"
+                allowed_schedules = recurring if function == "ApiFunction" else schedules
+                assert resources == [allowed_schedules], f"{function}: {st}"
+            elif services == {"events"}:
+                assert function == "ApiFunction", f"{function} may not publish events: {st}"
+                assert as_list(st["Action"]) == ["events:PutEvents"], st
+                assert resources == [default_bus], f"{function}: {st}"
+                condition = st.get("Condition", {}).get("StringEquals", {})
+                assert condition.get("events:source") == {"Ref": "TriggerEventSources"}, \
+                    f"{function}: publishes any source: {st}"
             elif services == {"iam"}:
                 assert as_list(st["Action"]) == ["iam:PassRole"], st
                 assert resources == [arn("SchedulerRole")], f"{function}: PassRole {st}"
@@ -221,7 +236,13 @@ def check_least_privilege(cfn: Template) -> None:
         assert sorted(map(json.dumps, granted(cfn, "ApiFunction", action))) == sorted(
             map(json.dumps, table_and_indexes)), f"ApiFunction: {action}"
     assert granted(cfn, "ApiFunction", "sqs:SendMessage") == [arn("WorkflowTaskQueue")], "api sqs"
-    assert granted(cfn, "ApiFunction", "iam:PassRole") == [], "api PassRole"
+    assert granted(cfn, "ApiFunction", "iam:PassRole") == [arn("SchedulerRole")], "api PassRole"
+    assert granted(cfn, "ApiFunction", "dynamodb:DeleteItem") == table_and_indexes, \
+        "api deletes schedule items"
+    assert granted(cfn, "EventsFunction", "sqs:SendMessage") == [arn("WorkflowTaskQueue")], \
+        "events function sends wake-ups only"
+    for action in ("scheduler:CreateSchedule", "iam:PassRole", "events:PutEvents"):
+        assert granted(cfn, "EventsFunction", action) == [], f"events function: {action}"
     assert granted(cfn, "WorkflowTaskFunction", "iam:PassRole") == [arn("SchedulerRole")], \
         "decider PassRole"
 
@@ -233,7 +254,8 @@ def check_least_privilege(cfn: Template) -> None:
     sts = list(statements(role["Policies"]))
     assert {a for st in sts for a in as_list(st["Action"])} == {"sqs:SendMessage"}, sts
     targets = sorted(json.dumps(r) for st in sts for r in as_list(st["Resource"]))
-    assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault")), \
+    assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault",
+                                                          "TriggerQueue")), \
         f"scheduler role may send to {targets}"
 
 
@@ -261,7 +283,7 @@ def check_http_api(cfn: Template) -> None:
 def check_functions(cfn: Template) -> None:
     functions = resources_of(cfn, "AWS::Lambda::Function")
     assert set(functions) == {"WorkflowTaskFunction", "ActivityTaskFunction", "TimerFunction",
-                              "ApiFunction"}, sorted(functions)
+                              "ApiFunction", "EventsFunction"}, sorted(functions)
     for name, function in functions.items():
         props = function["Properties"]
         module = props["Handler"].rsplit(".", 1)[0]
@@ -274,6 +296,33 @@ def check_functions(cfn: Template) -> None:
     assert functions["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway gives up at 30s"
 
 
+def check_triggers(cfn: Template) -> None:
+    """Default-bus events of the trigger sources reach the trigger queue, and only they may."""
+    rules = resources_of(cfn, "AWS::Events::Rule")
+    assert set(rules) == {"TriggerRule"}, sorted(rules)
+    rule = rules["TriggerRule"]["Properties"]
+    assert rule.get("EventBusName", "default") == "default", rule
+    assert rule["State"] == "ENABLED", rule
+    assert rule["EventPattern"] == {"source": {"Ref": "TriggerEventSources"}}, \
+        f"the rule must filter on the configured sources: {rule['EventPattern']}"
+    (target,) = rule["Targets"]
+    assert target["Arn"] == arn("TriggerQueue"), target
+    assert target.get("DeadLetterConfig", {}).get("Arn") == arn("TriggerDLQ"), target
+    param = cfn["Parameters"]["TriggerEventSources"]
+    assert param["Type"] == "CommaDelimitedList" and param["Default"], param
+
+    policies = resources_of(cfn, "AWS::SQS::QueuePolicy")
+    (policy,) = policies.values()
+    assert sorted(map(json.dumps, policy["Properties"]["Queues"])) == sorted(
+        json.dumps({"Ref": q}) for q in ("TriggerQueue", "TriggerDLQ")), policy
+    sts = list(statements(policy["Properties"]["PolicyDocument"]))
+    assert sts and all(st["Principal"] == {"Service": "events.amazonaws.com"} for st in sts), sts
+    assert all(as_list(st["Action"]) == ["sqs:SendMessage"] for st in sts), sts
+    assert all(st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+               == arn("TriggerRule") for st in sts), \
+        f"any rule could send to the trigger queue: {sts}"
+
+
 CHECKS: dict[str, Callable[[Template], None]] = {
     "event_sources": check_event_sources,
     "queues": check_queues,
@@ -282,6 +331,7 @@ CHECKS: dict[str, Callable[[Template], None]] = {
     "least_privilege": check_least_privilege,
     "http_api": check_http_api,
     "functions": check_functions,
+    "triggers": check_triggers,
 }
 
 
@@ -370,6 +420,20 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
     "unknown handler module": ("functions", lambda t: _props(t, "TimerFunction").update(
         Handler="functions.timers.app.handler")),
     "slow api": ("functions", lambda t: _props(t, "ApiFunction").update(Timeout=60)),
+    "rule matching every source": ("triggers", lambda t: _props(t, "TriggerRule").update(
+        EventPattern={"source": [{"prefix": ""}]})),
+    "rule without a DLQ": ("triggers", lambda t: _props(t, "TriggerRule")["Targets"][0].pop(
+        "DeadLetterConfig")),
+    "any rule may feed the trigger queue": ("triggers", lambda t: _props(
+        t, "TriggerQueuePolicy")["PolicyDocument"]["Statement"][0].pop("Condition")),
+    "api publishes any source": ("least_privilege", lambda t: _props(t, "ApiFunction")[
+        "Policies"][0]["Statement"][-1].pop("Condition")),
+    "api may delete timers": ("least_privilege", lambda t: _props(t, "ApiFunction")[
+        "Policies"][0]["Statement"][-3].update(Resource={"Fn::Sub": (
+            "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
+            ":schedule/${TimerScheduleGroup}/*")})),
+    "events function unwired": ("event_sources", lambda t: _event(t, "EventsFunction").update(
+        Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
 }
 
 

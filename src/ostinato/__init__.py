@@ -10,12 +10,17 @@ from ._definitions import App, RetryPolicy, activity, workflow
 from ._errors import (
     ActivityError,
     ApplicationError,
+    CallbackClosedError,
     CallbackError,
+    CallbackNotFoundError,
     ChildWorkflowError,
+    InvalidScheduleError,
     NonDeterminismError,
     OstinatoError,
     PayloadTooLargeError,
     QueryRejectedError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
     UnknownTypeError,
     UpdateRejectedError,
     WorkflowAlreadyStartedError,
@@ -28,6 +33,7 @@ from ._errors import (
 )
 from ._history import Event
 from ._instance import WorkflowInfo
+from ._triggers import EventTrigger
 
 if TYPE_CHECKING:
     from ._client import Client, WorkflowDescription, WorkflowHandle
@@ -50,15 +56,21 @@ __all__ = [
     "ActivityInfo",
     "App",
     "ApplicationError",
+    "CallbackClosedError",
     "CallbackError",
+    "CallbackNotFoundError",
     "ChildWorkflowError",
     "Client",
     "Event",
+    "EventTrigger",
+    "InvalidScheduleError",
     "NonDeterminismError",
     "OstinatoError",
     "PayloadTooLargeError",
     "QueryRejectedError",
     "RetryPolicy",
+    "ScheduleAlreadyExistsError",
+    "ScheduleNotFoundError",
     "UnknownTypeError",
     "UpdateRejectedError",
     "WorkflowAlreadyStartedError",

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import _runtime
+from . import _runtime, _schedules, _triggers
 from ._errors import (
     PayloadTooLargeError,
     QueryRejectedError,
@@ -31,6 +31,12 @@ from ._errors import (
     WorkflowNotFoundError,
 )
 from ._history import to_document
+from ._schedules import (
+    SCHEDULE_NAME,
+    InvalidScheduleError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
+)
 from ._serde import dumps
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
@@ -103,6 +109,55 @@ class HistoryResponse(BaseModel):
     tasks: list[dict[str, Any]] = Field(description="workflow-task boundaries, for replay")
 
 
+class CreateScheduleRequest(_Strict):
+    name: str = Field(pattern=f"^{SCHEDULE_NAME.pattern}$", description="unique schedule name")
+    workflow_type: str = Field(min_length=1, description="registered workflow type name")
+    args: list[Any] = Field(default_factory=list, description="JSON arguments of every run")
+    cron: str | None = Field(default=None, description='e.g. "0 3 * * ? *" (give cron or rate)')
+    rate: str | None = Field(default=None, description='e.g. "5 minutes" (give cron or rate)')
+    overlap: Literal["skip", "allow_all"] = Field(
+        default="skip", description="skip: start nothing while the previous run is RUNNING")
+    timezone: str = Field(default="UTC", description="IANA zone the cron expression is read in")
+
+
+class ScheduleResponse(BaseModel):
+    name: str
+    workflow_type: str
+    args: list[Any]
+    expression: str
+    timezone: str
+    overlap: Literal["skip", "allow_all"]
+    created_time: str
+    next_fire_time: str | None = None
+    last_fire_time: str | None = None
+    last_workflow_id: str | None = None
+    fired: int
+    skipped: int
+
+
+class ListSchedulesResponse(BaseModel):
+    schedules: list[ScheduleResponse]
+
+
+class PutEventsEntry(_Strict):
+    Source: str = Field(min_length=1, max_length=256)
+    DetailType: str = Field(min_length=1, max_length=128)
+    Detail: str | dict[str, Any] = Field(default="{}", description="JSON object (or its text)")
+    Resources: list[str] | None = None
+    EventBusName: str | None = None
+
+
+class PutEventsRequest(_Strict):
+    """EventBridge PutEvents' request shape."""
+
+    Entries: list[PutEventsEntry] = Field(min_length=1, max_length=10)
+
+
+class PutEventsResponse(BaseModel):
+    FailedEntryCount: int
+    Entries: list[dict[str, Any]]
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -112,19 +167,21 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def _responses(ok: int, model: type[BaseModel], *errors: int) -> dict[int, Any]:
-    described = {ok: {"description": _STATUS_TEXT[ok],
-                      "content": {"application/json": {"model": model}}}}
+def _responses(ok: int, model: type[BaseModel] | None, *errors: int) -> dict[int, Any]:
+    described: dict[int, Any] = {ok: {"description": _STATUS_TEXT[ok]}}
+    if model is not None:
+        described[ok]["content"] = {"application/json": {"model": model}}
     for status in errors:
         described[status] = {"description": _STATUS_TEXT[status],
                              "content": {"application/json": {"model": ErrorResponse}}}
     return described
 
 
-_STATUS_TEXT = {200: "OK", 201: "started", 202: "accepted", 400: "malformed request",
-                404: "unknown workflow or workflow type",
-                409: "conflict: already running, or closed", 413: "payload too large",
-                501: "not implemented yet"}
+_STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 204: "deleted",
+                400: "malformed request",
+                404: "unknown workflow, workflow type or schedule",
+                409: "conflict: already running or closed, or the schedule exists",
+                413: "payload too large", 501: "not implemented yet"}
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -144,6 +201,9 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     WorkflowClosedError: (409, "workflow_closed"),
     PayloadTooLargeError: (413, "payload_too_large"),
     QueryRejectedError: (400, "query_rejected"),
+    InvalidScheduleError: (400, "invalid_schedule"),
+    ScheduleNotFoundError: (404, "schedule_not_found"),
+    ScheduleAlreadyExistsError: (409, "schedule_already_exists"),
 }
 
 
@@ -299,6 +359,43 @@ def complete_callback(token: str) -> Response[ErrorResponse]:
     return error_response(501, "not_implemented", "callbacks are not supported yet")
 
 
+@app.post("/schedules", summary="Create a recurring schedule (EventBridge Scheduler)",
+          responses=_responses(201, ScheduleResponse, 400, 404, 409, 413))
+def create_schedule(body: Annotated[CreateScheduleRequest, Body()]
+                    ) -> Response[ScheduleResponse]:
+    created = _schedules.create_schedule(_client(), body.name, body.workflow_type, *body.args,
+                                           cron=body.cron, rate=body.rate,
+                                           overlap=body.overlap, timezone=body.timezone)
+    logger.info("schedule created", extra={"schedule": body.name,
+                                           "expression": created.expression})
+    return _json(201, created.to_dict())
+
+
+@app.get("/schedules", summary="List schedules",
+         responses=_responses(200, ListSchedulesResponse))
+def list_schedules() -> Response[ListSchedulesResponse]:
+    schedules = _schedules.list_schedules(_client())
+    return _json(200, {"schedules": [s.to_dict() for s in schedules]})
+
+
+@app.delete("/schedules/<name>", summary="Delete a schedule (its firings stop)",
+            responses=_responses(204, None, 404))
+def delete_schedule(name: str) -> Response[str]:
+    _schedules.delete_schedule(_client(), name)
+    logger.info("schedule deleted", extra={"schedule": name})
+    return Response(status_code=204, content_type="application/json", body="")
+
+
+@app.post("/events", summary="Publish events to the default bus (EventBridge PutEvents)",
+          responses=_responses(200, PutEventsResponse, 400))
+def put_events(body: Annotated[PutEventsRequest, Body()]) -> Response[PutEventsResponse]:
+    entries = [entry.model_dump(exclude_none=True) for entry in body.Entries]
+    answer = _triggers.put_events(entries, _runtime.get().settings.region)
+    logger.info("events published", extra={"count": len(entries),
+                                           "failed": answer["FailedEntryCount"]})
+    return _json(200, answer)
+
+
 @app.get("/openapi.json", include_in_schema=False, enable_validation=False)
 def openapi_document() -> Response[str]:
     return Response(status_code=200, content_type="application/json", body=openapi_json())
@@ -310,7 +407,8 @@ def openapi_json() -> str:
     doc = json.loads(app.get_openapi_json_schema(
         title="ostinato", version="0.1.0",
         description="Start, signal, query, cancel, terminate, describe, list and read the "
-                    "history of durable workflows."))
+                    "history of durable workflows; schedule them; publish the events that "
+                    "trigger them."))
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)

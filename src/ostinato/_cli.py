@@ -1,4 +1,5 @@
-"""The `ostinato` command: `dev`, `workflow ...` (over the HTTP API) and `replay`.
+"""The `ostinato` command: `dev`, `workflow ...`, `schedule ...` and `event put` (over the HTTP
+API) and `replay`.
 
 Failures print one `error: ...` line on stderr and exit non-zero; never a traceback
 (set OSTINATO_DEBUG=1 to get one).
@@ -19,6 +20,8 @@ import click
 
 from ._apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
 
+#: How long `workflow result` waits for a workflow that does not exist yet (a trigger's).
+NOT_STARTED_GRACE = 5.0
 STATUS_STYLES = {"RUNNING": "cyan", "COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow",
                  "TERMINATED": "magenta", "TIMED_OUT": "red", "CONTINUED_AS_NEW": "blue"}
 
@@ -264,10 +267,20 @@ def terminate(workflow_id: str, reason: str | None, api_url: str, as_json: bool)
 @_api_options
 def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool) -> None:
     """Wait for the workflow to close; print its result (exit 1 unless it completed)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = None if timeout is None else began + timeout
     pause = 0.2
     while True:
-        answer = _call(api_url, "GET", _wf(workflow_id))
+        try:
+            answer = ApiClient(api_url).request("GET", _wf(workflow_id))
+        except ApiError as exc:
+            # an event or schedule firing may not have started it yet: wait a little
+            waited = time.monotonic() - began
+            if exc.code != "workflow_not_found" or waited > min(NOT_STARTED_GRACE,
+                                                                 timeout or NOT_STARTED_GRACE):
+                _fail(str(exc))
+            time.sleep(pause)
+            continue
         if answer["status"] != "RUNNING":
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -322,6 +335,107 @@ def list_(status: str | None, workflow_type: str | None, limit: int, api_url: st
     console.print(table)
     if not rows:
         console.print("(no workflows)")
+
+
+@cli.group()
+def schedule() -> None:
+    """Create, list and delete recurring schedules (EventBridge Scheduler)."""
+
+
+@schedule.command(name="create")
+@click.argument("name")
+@click.argument("workflow_type")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@click.option("--cron", help='Six cron fields, e.g. "0 3 * * ? *" (03:00 daily).')
+@click.option("--rate", help='e.g. "5 minutes", "1 hour", "2 days".')
+@click.option("--overlap", type=click.Choice(["skip", "allow_all"]), default="skip",
+              show_default=True, help="skip: start nothing while the previous run is RUNNING.")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA time zone the cron expression is read in.")
+@_api_options
+def schedule_create(name: str, workflow_type: str, args: tuple[str, ...], cron: str | None,
+                    rate: str | None, overlap: str, timezone: str, api_url: str,
+                    as_json: bool) -> None:
+    """Start WORKFLOW_TYPE with JSON arguments on every firing of --cron or --rate."""
+    if (cron is None) == (rate is None):
+        _fail("give exactly one of --cron and --rate")
+    body: dict[str, Any] = {"name": name, "workflow_type": workflow_type,
+                            "args": _parse_args(args), "overlap": overlap,
+                            "timezone": timezone}
+    body.update({"cron": cron} if cron is not None else {"rate": rate})
+    answer = _call(api_url, "POST", "/schedules", body)
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"created schedule {answer['name']}: {answer['expression']} "
+                   f"({answer['timezone']}), next firing {answer['next_fire_time']}")
+
+
+@schedule.command(name="list")
+@_api_options
+def schedule_list(api_url: str, as_json: bool) -> None:
+    """List schedules with their next and last firings."""
+    answer = _call(api_url, "GET", "/schedules")
+    if as_json:
+        _print_json(answer)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "workflow type", "expression", "overlap", "next firing",
+                   "last workflow", "fired", "skipped"):
+        table.add_column(column)
+    for row in answer["schedules"]:
+        table.add_row(_escape(row["name"]), _escape(row["workflow_type"]),
+                      _escape(f"{row['expression']} {row['timezone']}"), row["overlap"],
+                      _short_time(row.get("next_fire_time")),
+                      _escape(row.get("last_workflow_id") or ""), str(row["fired"]),
+                      str(row["skipped"]))
+    console = _console()
+    console.print(table)
+    if not answer["schedules"]:
+        console.print("(no schedules)")
+
+
+@schedule.command(name="delete")
+@click.argument("name")
+@_api_options
+def schedule_delete(name: str, api_url: str, as_json: bool) -> None:
+    """Delete schedule NAME: its firings stop (runs already started go on)."""
+    _call(api_url, "DELETE", "/schedules/" + segment(name))
+    if as_json:
+        _print_json({"deleted": name})
+    else:
+        click.echo(f"deleted schedule {name}")
+
+
+@cli.group()
+def event() -> None:
+    """Publish events to the bus (what EventTriggers start workflows from)."""
+
+
+@event.command(name="put")
+@click.argument("detail", metavar="DETAIL_JSON", default="{}")
+@click.option("--source", required=True, help="The event's source, e.g. shop.")
+@click.option("--detail-type", required=True, help="The event's detail-type, e.g. OrderPlaced.")
+@_api_options
+def event_put(detail: str, source: str, detail_type: str, api_url: str, as_json: bool) -> None:
+    """Publish one event (EventBridge PutEvents) with the JSON object DETAIL_JSON."""
+    try:
+        parsed = json.loads(detail)
+    except ValueError as exc:
+        _fail(f"DETAIL_JSON is not JSON: {exc}")
+    if not isinstance(parsed, dict):
+        _fail("DETAIL_JSON must be a JSON object")
+    answer = _call(api_url, "POST", "/events", {"Entries": [
+        {"Source": source, "DetailType": detail_type, "Detail": json.dumps(parsed)}]})
+    if as_json:
+        _print_json(answer)
+        return
+    entry = answer["Entries"][0]
+    if answer.get("FailedEntryCount"):
+        _fail(f"event refused: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+    click.echo(f"published event {entry['EventId']} ({source}, {detail_type})")
 
 
 @cli.command()

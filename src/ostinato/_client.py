@@ -31,6 +31,7 @@ from ._errors import (
     WorkflowTimedOutError,
 )
 from ._replay import replay_history
+from ._schedules import RateSpec, ScheduleDescription
 from ._serde import check_payload, from_failure, to_failure
 from ._store import Head, StartConflict, Store
 from ._transport import Transport
@@ -106,13 +107,18 @@ class Client:
     # -- starting -----------------------------------------------------------------------
     def start_workflow(self, workflow: Any, *args: Any, id: str | None = None,
                        id_conflict_policy: str = "fail", start_signal: str | None = None,
-                       start_signal_args: list[Any] | None = None) -> WorkflowHandle:
+                       start_signal_args: list[Any] | None = None,
+                       id_reuse_policy: str = "allow_duplicate") -> WorkflowHandle:
         """Start a workflow (function or type name) with `args`; return its handle.
 
         `id_conflict_policy`: "fail" raises `WorkflowAlreadyStartedError` when the id is
         running; "use_existing" returns the running one's handle. With `start_signal`, the
         signal is delivered to the new (or existing) run: signal-with-start.
+        `id_reuse_policy="reject_duplicate"` refuses an id that ever had a run, even a closed
+        one (`WorkflowAlreadyStartedError`): how triggers start a workflow once per event.
         """
+        if id_reuse_policy not in ("allow_duplicate", "reject_duplicate"):
+            raise ValueError("id_reuse_policy must be 'allow_duplicate' or 'reject_duplicate'")
         if id_conflict_policy not in ID_CONFLICT_POLICIES:
             raise ValueError(f"id_conflict_policy must be one of {ID_CONFLICT_POLICIES}")
         workflow_type = type_name(workflow, "workflow")
@@ -130,11 +136,13 @@ class Client:
                                            "mk": f"s:{rid}"})
         head = Head(wid, rid, workflow_type, h.RUNNING, self.clock(), list(args))
         try:
-            self.store.create_head(head)
+            self.store.create_head(head, only_new=id_reuse_policy == "reject_duplicate")
         except StartConflict as conflict:
             existing = conflict.head
             if existing is None:
                 raise WorkflowAlreadyStartedError(wid) from None
+            if existing.status != h.RUNNING:  # only reject_duplicate refuses a closed id
+                raise WorkflowAlreadyStartedError(wid, existing.run_id) from None
             if id_conflict_policy == "use_existing":
                 rid = existing.run_id
             elif id_conflict_policy == "terminate_existing":
@@ -227,6 +235,30 @@ class Client:
                 yield WorkflowDescription.from_head(head)
             if not start_key:
                 return
+
+    # -- schedules (EventBridge Scheduler; see _schedules) --------------------------------
+    def create_schedule(self, name: str, workflow: Any, *args: Any, cron: str | None = None,
+                        rate: RateSpec | None = None, overlap: str = "skip",
+                        timezone: str = "UTC") -> ScheduleDescription:
+        """Start `workflow(*args)` at every firing of `cron` ("0 3 * * ? *") or `rate`
+        ("5 minutes"), each firing once, as `<name>-<fire time>`; `overlap="skip"` starts
+        nothing while the previous run is RUNNING, "allow_all" starts every firing."""
+        from ._schedules import create_schedule
+
+        return create_schedule(self, name, workflow, *args, cron=cron, rate=rate,
+                               overlap=overlap, timezone=timezone)
+
+    def list_schedules(self) -> list[ScheduleDescription]:
+        """Every schedule, by name, with its next and last firing."""
+        from ._schedules import list_schedules
+
+        return list_schedules(self)
+
+    def delete_schedule(self, name: str) -> None:
+        """Stop the schedule's firings (runs already started go on)."""
+        from ._schedules import delete_schedule
+
+        delete_schedule(self, name)
 
     # -- waiting (the test environment drives the engine here instead) -------------------
     def _wait_for(self, check: Callable[[], T | None], timeout: float | None, what: str) -> T:

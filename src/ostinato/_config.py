@@ -21,6 +21,7 @@ class Settings:
     schedule_group: str = "default"
     scheduler_role_arn: str = ""
     timer_queue_arn: str = ""
+    trigger_queue_arn: str = ""
     region: str = "us-east-1"
 
     @classmethod
@@ -38,6 +39,7 @@ class Settings:
             schedule_group=env.get("OSTINATO_SCHEDULE_GROUP", "default"),
             scheduler_role_arn=env.get("OSTINATO_SCHEDULER_ROLE_ARN", ""),
             timer_queue_arn=env.get("OSTINATO_TIMER_QUEUE_ARN", ""),
+            trigger_queue_arn=env.get("OSTINATO_TRIGGER_QUEUE_ARN", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
 
@@ -50,4 +52,5 @@ class Settings:
             "OSTINATO_SCHEDULE_GROUP": self.schedule_group,
             "OSTINATO_SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
             "OSTINATO_TIMER_QUEUE_ARN": self.timer_queue_arn,
+            "OSTINATO_TRIGGER_QUEUE_ARN": self.trigger_queue_arn,
         }

@@ -6,8 +6,10 @@
 - the table, queues and schedule group created from `template.yaml`, and the functions'
   environment resolved from it;
 - the functions driven as Lambda drives them: one SQS event-source-mapping poller thread per
-  queue trigger, an EventBridge Scheduler emulation firing due `at()` schedules, and an API
-  Gateway HTTP API emulation in front of the `api` function;
+  queue trigger, an EventBridge Scheduler emulation firing due one-time `at()` timers and
+  recurring `cron()` / `rate()` schedules on the real clock, the template's EventBridge rules
+  (events put on moto's bus reach the trigger queue, hence the `events` function), and an
+  API Gateway HTTP API emulation in front of the `api` function (`POST /events` publishes);
 - one readable log line per workflow event; a clean stop on Ctrl-C / SIGTERM.
 """
 
@@ -210,12 +212,14 @@ class DevStack:
         self._aws: EmbeddedAws | None = None
         self._ddb: DynamoDBLocal | None = None
         self._api: Any = None
+        self.rules: list[Any] = []
+        self.triggers: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         import boto3
 
-        from . import _runtime, _template
+        from . import _eventbus, _runtime, _template, _triggers
         from ._definitions import load_app
         from ._http_local import LocalHttpApi
 
@@ -240,9 +244,13 @@ class DevStack:
         os.environ.update(self.stack.environment)
         os.environ["OSTINATO_APP"] = self.app_spec
         try:
-            load_app(self.app_spec)  # a typo in APP fails here, not in the first request
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            app = load_app(self.app_spec)  # a typo in APP fails here, not in the first request
+            self.triggers = _triggers.check_triggers(app)
+        except (ImportError, AttributeError, TypeError, ValueError, LookupError) as exc:
             raise RuntimeError(f"cannot load app {self.app_spec!r}: {exc}") from None
+        self.rules = _eventbus.create_rules(template, self.stack, session, "ostinato",
+                                            _eventbus.local_parameters(template, app))
+        self._echo_triggers()
         runtime = _runtime.get()
         runtime.engine.on_events = self._log_events
         sqs = session.client("sqs")
@@ -252,7 +260,8 @@ class DevStack:
                                  on_error=self._log_handler_error)
             self._spawn(f"poll-{mapping.function}", self._poll_loop, poller)
         scheduler = SchedulerEmulator(session.client("scheduler"), sqs,
-                                      self.stack.schedule_groups, self.stack.queue_urls_by_arn)
+                                      self.stack.schedule_groups, self.stack.queue_urls_by_arn,
+                                      clock=time.time)
         self._spawn("scheduler", self._scheduler_loop, scheduler)
         self._api_impl = import_handler(api_handler_spec(template), self.stack.code_root)
         self._api.start()
@@ -333,6 +342,11 @@ class DevStack:
         self.echo(f"  AWS        {self._aws.url if self._aws else '?'}   "
                   f"(moto; table {table} in {store})")
         self.echo(f"  triggers   {queues}; EventBridge Scheduler emulated")
+        for rule in self.rules:
+            sources = ", ".join(rule.pattern.get("source", [])) or "any"
+            self.echo(f"  events     rule {rule.logical_id} (sources: {sources}) -> "
+                      f"{', '.join(u.rsplit('/', 1)[-1] for u in rule.queue_urls)}; "
+                      f"{len(self.triggers)} EventTrigger(s); POST {self.api_url}/events")
         self.echo(f"ready on {self.api_url} - Ctrl-C to stop")
 
     def _log_events(self, wid: str, rid: str, events: list[Any]) -> None:
@@ -340,6 +354,19 @@ class DevStack:
             detail = summarize(event.event_type, event.attributes)
             self.echo(f"{_now()}  {wid}  #{event.event_id} {event.event_type}"
                       + (f"  {detail}" if detail else ""))
+
+    def _echo_triggers(self) -> None:
+        """One line per event dropped or workflow started by a trigger or schedule firing."""
+        stack = self
+
+        class Echo(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                stack.echo(f"{_now()}  {record.getMessage()}")
+
+        log = logging.getLogger("ostinato.triggers")
+        log.setLevel(logging.INFO)
+        log.propagate = False  # not also as JSON through the functions' Powertools logger
+        log.addHandler(Echo())
 
     def _log_request(self, method: str, path: str, status: int, seconds: float) -> None:
         self.echo(f"{_now()}  {method} {path} -> {status} ({seconds * 1000:.0f} ms)")

@@ -3,8 +3,10 @@
 - `QueuePoller`: an SQS event-source mapping: receive a batch, invoke the handler with a
   Lambda-shaped SQS event, delete what succeeded, leave `batchItemFailures` (and everything,
   if the handler raised) to reappear after the visibility timeout, redrive to the DLQ.
-- `SchedulerEmulator`: EventBridge Scheduler one-time `at()` schedules (moto stores them and
-  never fires them): fire due ones into their SQS targets, delete them after completion.
+- `SchedulerEmulator`: EventBridge Scheduler (moto stores schedules and never fires them):
+  one-time `at()` schedules fire once into their SQS targets and are deleted after
+  completion; recurring `cron()` / `rate()` ones fire at each occurrence, with the target
+  input's context attributes filled in.
 
 Shared by `ostinato.testing` (virtual clock) and `ostinato dev` (real clock).
 """
@@ -81,7 +83,9 @@ class QueuePoller:
                 QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=self.mapping.batch_size,
                 MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
         except (BotoCoreError, ClientError):
-            return 0  # the poller tries again; nothing was taken
+            # Lambda's poller retries; count the attempt as activity so a caller draining
+            # the queues polls again instead of concluding they are empty.
+            return 1
         messages = received.get("Messages", [])
         if not messages:
             return 0
@@ -109,6 +113,9 @@ class QueuePoller:
 
 
 _AT = "at("
+#: Most firings of one recurring schedule sent in one call; beyond, the missed ones are skipped
+#: (Scheduler never catches up either: this only bounds a clock that jumped far ahead).
+MAX_CATCH_UP = 100
 
 
 def parse_at(expression: str) -> float | None:
@@ -118,16 +125,57 @@ def parse_at(expression: str) -> float | None:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
 
 
+def _epoch(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def render_input(template: str, schedule: dict[str, Any], fire_time: float) -> str:
+    """The target input with Scheduler's context attributes filled in."""
+    from ._cron import iso
+
+    values = {"schedule-arn": schedule.get("Arn", ""), "scheduled-time": iso(fire_time),
+              "execution-id": uuid.uuid4().hex[:16], "attempt-number": "1"}
+    for key, value in values.items():
+        template = template.replace(f"<aws.scheduler.{key}>", value)
+    return template
+
+
+@dataclass
+class _Recurring:
+    """What the emulation remembers of one recurring schedule."""
+
+    version: Any  # LastModificationDate: a changed schedule starts over
+    start: float  # StartDate, else when the emulation first saw the schedule
+    next_at: float | None
+
+
 class SchedulerEmulator:
-    """Fires due one-time schedules into their SQS targets (see the module docstring)."""
+    """Fires due schedules into their SQS targets (see the module docstring).
+
+    One-time `at()` schedules fire once, then are deleted if their ActionAfterCompletion says
+    so. Recurring `cron()` / `rate()` schedules fire at every occurrence on `clock`, in their
+    time zone, between StartDate and EndDate, while ENABLED; a rate counts from its StartDate
+    (else from when the emulation first saw it), and the target input gets the context
+    attributes (`<aws.scheduler.scheduled-time>`, ...) filled in.
+    """
 
     def __init__(self, scheduler: Any, sqs: Any, groups: list[str],
-                 queue_urls_by_arn: dict[str, str]) -> None:
+                 queue_urls_by_arn: dict[str, str],
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
         self.scheduler = scheduler
         self.sqs = sqs
         self.groups = groups
         self.queue_urls_by_arn = queue_urls_by_arn
+        self.clock = clock or time.time
         self.fired = 0
+        self._recurring: dict[str, _Recurring] = {}
+        self._fired_once: set[str] = set()
 
     def _schedules(self) -> list[dict[str, Any]]:
         with exempt():
@@ -143,26 +191,91 @@ class SchedulerEmulator:
                                                              GroupName=group))
         return found
 
+    # -- when -----------------------------------------------------------------------------
+    @staticmethod
+    def _next_recurring(schedule: dict[str, Any], after: float, start: float) -> float | None:
+        from ._cron import parse_expression
+
+        try:
+            recurrence = parse_expression(schedule["ScheduleExpression"])
+            due = recurrence.next_fire(after, schedule.get("ScheduleExpressionTimezone")
+                                       or "UTC", start)
+        except ValueError:
+            return None  # an expression Scheduler would have refused: never fires
+        end = _epoch(schedule.get("EndDate"))
+        return None if due is None or (end is not None and due > end) else due
+
+    def _due(self, schedule: dict[str, Any]) -> float | None:
+        """When `schedule` fires next (it may be in the past: due now)."""
+        expression = schedule["ScheduleExpression"]
+        if expression.startswith(_AT):
+            return None if schedule["Arn"] in self._fired_once else parse_at(expression)
+        if schedule.get("State", "ENABLED") != "ENABLED":
+            return None
+        version = schedule.get("LastModificationDate")
+        state = self._recurring.get(schedule["Arn"])
+        if state is None or state.version != version:
+            start = _epoch(schedule.get("StartDate"))
+            # a rate fires at its start; a cron only at occurrences after it was created
+            inclusive = start is not None or not expression.startswith("cron(")
+            if start is None:
+                start = float(int(self.clock()))
+            first = self._next_recurring(schedule, start - 1 if inclusive else start, start)
+            state = _Recurring(version, start, first)
+            self._recurring[schedule["Arn"]] = state
+        return state.next_at
+
     def next_due(self) -> float | None:
-        times = [parse_at(s["ScheduleExpression"]) for s in self._schedules()]
-        due = [t for t in times if t is not None]
+        due = [t for t in (self._due(s) for s in self._schedules()) if t is not None]
         return min(due) if due else None
 
+    # -- firing -----------------------------------------------------------------------------
     def fire_due(self, now: float) -> int:
         fired = 0
-        for schedule in self._schedules():
-            due = parse_at(schedule["ScheduleExpression"])
+        schedules = self._schedules()
+        alive = {s["Arn"] for s in schedules}
+        for arn in set(self._recurring) - alive:
+            del self._recurring[arn]
+        self._fired_once &= alive
+        for schedule in schedules:
+            due = self._due(schedule)
             if due is None or due > now:
                 continue
-            target = schedule["Target"]
-            url = self.queue_urls_by_arn[target["Arn"]]
-            with exempt():
-                self.sqs.send_message(QueueUrl=url, MessageBody=target.get("Input", "{}"))
-                if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
-                    self.scheduler.delete_schedule(Name=schedule["Name"],
-                                                   GroupName=schedule["GroupName"])
-            fired += 1
+            if schedule["ScheduleExpression"].startswith(_AT):
+                fired += self._fire_once(schedule, due)
+            else:
+                fired += self._fire_recurring(schedule, due, now)
         self.fired += fired
+        return fired
+
+    def _send(self, schedule: dict[str, Any], fire_time: float) -> None:
+        target = schedule["Target"]
+        url = self.queue_urls_by_arn[target["Arn"]]
+        body = render_input(target.get("Input", "{}"), schedule, fire_time)
+        with exempt():
+            self.sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    def _fire_once(self, schedule: dict[str, Any], due: float) -> int:
+        self._send(schedule, due)
+        self._fired_once.add(schedule["Arn"])
+        if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
+            with exempt():
+                self.scheduler.delete_schedule(Name=schedule["Name"],
+                                               GroupName=schedule["GroupName"])
+        return 1
+
+    def _fire_recurring(self, schedule: dict[str, Any], due: float, now: float) -> int:
+        state = self._recurring[schedule["Arn"]]
+        fired = 0
+        next_at: float | None = due
+        while next_at is not None and next_at <= now:
+            if fired == MAX_CATCH_UP:
+                next_at = self._next_recurring(schedule, now, state.start)
+                break
+            self._send(schedule, next_at)
+            fired += 1
+            next_at = self._next_recurring(schedule, next_at, state.start)
+        state.next_at = next_at
         return fired
 
 

@@ -114,21 +114,21 @@ class Engine:
                 if msg["mk"] not in seen:
                     seen.add(msg["mk"])
                     fresh.append(msg)
-            last_state = batches[-1].state if batches else {"status": h.RUNNING}
+            last_state: dict[str, Any] = batches[-1].state if batches else {"status": h.RUNNING}
             if last_state["status"] != h.RUNNING:
                 if fresh:
                     log.info("dropping %d message(s) for closed run %s/%s", len(fresh), wid, rid)
                 self._dispatch(self._refuse_updates(rid, fresh, last_state["status"]))
                 return
             inbound = ([start] if start else []) + self._inbound(batches, fresh)
-            beats = self._callback_beats(wid, rid, batches, fresh)
+            beats, checks = self._callback_beats(wid, rid, batches, fresh)
             if not inbound and not beats and not any(m["k"] == "wake" for m in fresh):
                 return
             batch = self._next_batch(wid, rid, batches, inbound, fresh, last_state)
-            carried = last_state.get("callback_beats") or {}
+            carried: dict[str, float] = last_state.get("callback_beats") or {}
             if carried or beats:
-                batch.state["callback_beats"] = {**carried, **beats.get("times", {})}
-                batch.outbox.extend(beats.get("checks", []))
+                batch.state["callback_beats"] = {**carried, **beats}
+                batch.outbox.extend(checks)
             try:
                 self.store.append(rid, batch)
             except AppendConflict:
@@ -290,7 +290,8 @@ class Engine:
                 for m in fresh if m["k"] == "update"]
 
     def _callback_beats(self, wid: str, rid: str, batches: list[h.Batch],
-                        fresh: list[dict[str, Any]]) -> dict[str, Any]:
+                        fresh: list[dict[str, Any]],
+                        ) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Heartbeats of open callbacks: their times, and the checks that follow them."""
         limits: dict[int, float] = {}
         for batch in batches:
@@ -302,11 +303,11 @@ class Engine:
         now = self.clock()
         seqs = {m["seq"] for m in fresh if m["k"] == "callback_heartbeat" and m["seq"] in limits}
         if not seqs:
-            return {}
+            return {}, []
         checks = [self._at(now + limits[seq], f"cbh:{rid}:{seq}:{now}", {
             "k": "callback_heartbeat_check", "wid": wid, "rid": rid, "seq": seq})
             for seq in sorted(seqs)]
-        return {"times": {str(seq): now for seq in seqs}, "checks": checks}
+        return {str(seq): now for seq in seqs}, checks
 
     def _next_batch(self, wid: str, rid: str, batches: list[h.Batch], inbound: list[Any],
                     fresh: list[dict[str, Any]], last_state: dict[str, Any]) -> h.Batch:
@@ -318,11 +319,13 @@ class Engine:
         if closing in (h.TERMINATED, h.TIMED_OUT):  # closed by fiat: no workflow code runs
             message = (inbound[-1][1].get("reason") or "terminated" if closing == h.TERMINATED
                        else "workflow execution timeout reached")
-            state = {"status": h.CLOSING[closing],
-                     "custom_status": last_state.get("custom_status"), "close_time": now,
-                     "result": None, "failure": {"message": message}}
+            status = h.CLOSING[closing]
+            state: dict[str, Any] = {"status": status,
+                                     "custom_status": last_state.get("custom_status"),
+                                     "close_time": now, "result": None,
+                                     "failure": {"message": message}}
             kept = [e for e in inbound if e[0] != h.UPDATE_ACCEPTED]
-            outbox = (self._refuse_updates(rid, fresh, state["status"])
+            outbox = (self._refuse_updates(rid, fresh, status)
                       + self._closing_outbox(rid, [*batches, h.Batch(0, 0, now, False, kept)],
                                              state))
             return h.Batch(number, first, now, False, kept, outbox, keys, state)

@@ -154,3 +154,23 @@ class PayloadTooLargeError(OstinatoError):
 
 class UnknownTypeError(OstinatoError, LookupError):
     """A workflow or activity type name is not registered in the App."""
+
+
+class InvalidScheduleError(OstinatoError, ValueError):
+    """A schedule's name, expression, time zone, overlap policy or arguments are invalid."""
+
+
+class ScheduleAlreadyExistsError(OstinatoError):
+    """A schedule with this name exists already."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} already exists (delete it first to replace it)")
+        self.name = name
+
+
+class ScheduleNotFoundError(OstinatoError, LookupError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found")
+        self.name = name

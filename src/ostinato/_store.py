@@ -240,7 +240,8 @@ class Store:
             deadline=None if item.deadline is None else float(item.deadline),
             parent=None if item.parent is None else loads(item.parent))
 
-    def create_head(self, head: Head, replacing: str | None = None) -> None:
+    def create_head(self, head: Head, replacing: str | None = None,
+                    only_new: bool = False) -> None:
         """Make `head` the current run unless the id has a RUNNING run (`StartConflict`).
 
         With `replacing`, take the id over from that run instead (terminate_existing,
@@ -252,7 +253,9 @@ class Store:
                  start_time=head.start_time, args=dumps(head.args), batch=0,
                  continued_from=head.continued_from, deadline=head.deadline,
                  parent=None if head.parent is None else dumps(head.parent))
-        if replacing is None:
+        if only_new:  # the id must never have had a run (id_reuse_policy reject_duplicate)
+            allowed = H.pk.does_not_exist()
+        elif replacing is None:
             allowed = H.pk.does_not_exist() | (H.status != h.RUNNING)
         else:
             allowed = (H.run_id == replacing) | (H.run_id == head.run_id)

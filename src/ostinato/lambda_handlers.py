@@ -107,3 +107,32 @@ def timer(event: dict[str, Any], context: Any) -> Any:
     """SQS timer queue -> forward due timers, retries and wake-ups."""
     return process_partial_response(event=event, record_handler=_timer_record,
                                     processor=_timer_processor, context=context)
+
+
+# -- event triggers and schedule firings (trigger queue; EventBridge rule and Scheduler) ---------
+_trigger_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _trigger_message(body: Any) -> None:
+    from . import _triggers
+
+    runtime = _runtime.get()
+    _triggers.handle_message(runtime.client, _triggers.triggers_of(runtime.app), body)
+
+
+def _trigger_record(record: SQSRecord) -> None:
+    _trigger_message(json.loads(record.body))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def events(event: dict[str, Any], context: Any) -> Any:
+    """Trigger SQS queue -> start workflows for EventBridge events and schedule firings.
+
+    Also takes an EventBridge event (or a Scheduler input) invoked directly, as a rule or
+    schedule with a Lambda target would send it; a failure then raises for Lambda's retry.
+    """
+    if "Records" not in event:
+        _trigger_message(event)
+        return None
+    return process_partial_response(event=event, record_handler=_trigger_record,
+                                    processor=_trigger_processor, context=context)

@@ -10,8 +10,10 @@ with WorkflowEnvironment(app) as env:
 The table, queues and schedule group come from `template.yaml`; messages travel through moto's
 SQS, whose delays and visibility timeouts follow the virtual clock; the `functions/` handlers
 are invoked with Lambda-shaped SQS events as event-source mappings would; due Scheduler
-schedules are fired into their targets. With `time_skipping`, whenever nothing can run the
-clock jumps to the next due message or schedule.
+schedules (one-time timers and recurring `cron()` / `rate()` schedules) are fired into their
+targets; the template's EventBridge rules route events (`env.deliver_event`, or PutEvents
+from any code in the environment) to the trigger queue. With `time_skipping`, whenever
+nothing can run the clock jumps to the next due message or schedule firing.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import _history as h
 from . import _runtime
-from ._client import Client, WorkflowHandle
+from ._client import Client
 from ._config import Settings
 from ._definitions import App, seconds
 from ._emulator import QueuePoller, SchedulerEmulator, import_handler
@@ -56,17 +57,18 @@ class _EnvClient(Client):
 
     env: WorkflowEnvironment
 
-    def _wait_closed(self, handle: WorkflowHandle, timeout: float | None) -> h.Batch:
-        state: dict[str, Any] = {}
+    def _wait_for(self, check: Callable[[], Any], timeout: float | None, what: str) -> Any:
+        found: list[Any] = []
 
-        def closed() -> bool:
+        def done() -> bool:
             with exempt():  # the environment looking, not the code under test
-                last = self.store.last_batch(handle.current_run_id())
-            state["last"] = last
-            return last is not None and last.state.get("status", h.RUNNING) != h.RUNNING
+                value = check()
+            if value is not None:
+                found.append(value)
+            return value is not None
 
-        self.env.run_until(closed, timeout=timeout)
-        return state["last"]
+        self.env.run_until(done, timeout=timeout)
+        return found[-1]
 
 
 class WorkflowEnvironment:
@@ -92,14 +94,17 @@ class WorkflowEnvironment:
         self._sqs_clock: Any = None
         self.handler_errors: list[BaseException] = []
         self.pollers: list[QueuePoller] = []
+        self.rules: list[Any] = []
+        self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> WorkflowEnvironment:
         import boto3
         from moto import mock_aws
 
-        from . import _motolocal, _template
+        from . import _eventbus, _motolocal, _schedules, _template, _triggers
 
+        _triggers.check_triggers(self.app)
         _motolocal.serialize_dispatch()
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
@@ -111,10 +116,17 @@ class WorkflowEnvironment:
         session = boto3.Session(region_name="us-east-1")
         template = load_template(self._template_path)
         WorkflowEnvironment._instances += 1  # moto's state is global: names must not clash
-        self.stack = _template.create(template, session,
-                                      stack_name=f"ostinato{WorkflowEnvironment._instances}",
+        stack_name = f"ostinato{WorkflowEnvironment._instances}"
+        self.stack = _template.create(template, session, stack_name=stack_name,
                                       template_dir=self._template_path.parent)
+        self.rules = _eventbus.create_rules(template, self.stack, session, stack_name,
+                                            _eventbus.local_parameters(template, self.app))
         self.settings = Settings.from_mapping(self.stack.environment)
+        queue_arn = self.stack.environment.get(_schedules.TRIGGER_QUEUE_ENV)
+        if queue_arn:  # as on Lambda, where the function's environment names it
+            self._saved_env[_schedules.TRIGGER_QUEUE_ENV] = os.environ.get(
+                _schedules.TRIGGER_QUEUE_ENV)
+            os.environ[_schedules.TRIGGER_QUEUE_ENV] = queue_arn
         self.sqs = session.client("sqs")
         self.scheduler = session.client("scheduler")
         self.runtime = _runtime.build(self.settings, self.app, clock=self.clock,
@@ -129,11 +141,17 @@ class WorkflowEnvironment:
             self.pollers.append(QueuePoller(mapping, handler, self.sqs,
                                             on_error=self._record_error))
         self.schedules = SchedulerEmulator(self.scheduler, self.sqs, self.stack.schedule_groups,
-                                           self.stack.queue_urls_by_arn)
+                                           self.stack.queue_urls_by_arn, clock=self.clock)
         return self
 
     def __exit__(self, *exc: object) -> None:
         _runtime.install(None)
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
         if self._sqs_clock is not None:
             self._sqs_clock.__exit__()
         if self._mock is not None:
@@ -201,6 +219,23 @@ class WorkflowEnvironment:
             self.clock.advance_to(due + 0.001)
         else:
             time.sleep(min(max(due - time.time(), 0.005), 0.25))
+
+    def deliver_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Hand an EventBridge event to the triggers as EventBridge would, then run what can run.
+
+        `event` is an EventBridge event (`source`, `detail-type`, `detail`, ...; missing
+        envelope fields such as `id` and `time` are filled in) or a PutEvents entry
+        (`Source`, `DetailType`, `Detail`). It goes, as is, to the queue of every rule of the
+        template it matches, whose `events` function starts the matching triggers'
+        workflows. Deliver the returned event again to see what a duplicate delivery does.
+        """
+        from . import _eventbus
+
+        full = _eventbus.as_event(event, self.clock())
+        with exempt():
+            _eventbus.deliver(self.rules, full, self.sqs)
+        self.drain()
+        return full
 
     def sleep(self, duration: float | timedelta) -> None:
         """Advance virtual time by `duration`, running everything that falls due meanwhile."""
