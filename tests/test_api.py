@@ -14,12 +14,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from examples import order
+from examples import approval, order
 from functions.api.app import handler
 
+import ostinato
 from ostinato._emulator import LambdaContext
 from ostinato._replay import check_document
 from ostinato.testing import WorkflowEnvironment
+from tests.test_updates import cart, price
 
 SAMPLE = json.loads((Path(__file__).resolve().parents[1] / "events" /
                      "api_start_workflow.json").read_text())
@@ -79,9 +81,24 @@ def event_types(env: Any, wid: str) -> list[str]:
     return [e.event_type for e in env.client.get_workflow_handle(wid).history()]
 
 
+@ostinato.workflow
+async def stuck(ctx: ostinato.WorkflowContext) -> None:
+    """An update that never finishes (its handler waits for nothing that will come)."""
+    async def wait() -> None:
+        await ctx.wait_condition(lambda: False)
+
+    ctx.on_update("wait", wait)
+    await ctx.wait_condition(lambda: False)
+
+
+APP = ostinato.App(workflows=[order.order, approval.expense, cart, stuck],
+                   activities=[order.reserve, order.charge, order.ship,
+                               approval.send_approval_request, approval.pay, price])
+
+
 @pytest.fixture(scope="module")
 def shared_env():
-    with WorkflowEnvironment(order.app) as env:
+    with WorkflowEnvironment(APP) as env:
         yield env
 
 
@@ -218,6 +235,10 @@ def test_openapi_document_describes_every_route(env):
         "/schedules", "/schedules/{name}", "/events"}
     start_op = doc["paths"]["/workflows"]["post"]
     assert set(start_op["responses"]) == {"201", "400", "404", "409", "413"}
+    update_op = doc["paths"]["/workflows/{workflow_id}/updates/{name}"]["post"]
+    assert set(update_op["responses"]) == {"200", "400", "404", "409", "413", "422", "504"}
+    assert set(doc["paths"]["/callbacks/{token}"]["post"]["responses"]) == {
+        "202", "400", "404", "409", "413"}
     schema = doc["components"]["schemas"]["StartWorkflowRequest"]
     assert schema["required"] == ["workflow_type"]
     assert schema["properties"]["args"]["type"] == "array"
@@ -278,6 +299,7 @@ def test_oversized_signal_is_refused_and_not_delivered(env):
     ("GET", "/workflows/ghost/history"),
     ("POST", "/workflows/ghost/signals/approve"),
     ("POST", "/workflows/ghost/queries/progress"),
+    ("POST", "/workflows/ghost/updates/add"),
     ("POST", "/workflows/ghost/cancel"),
     ("POST", "/workflows/ghost/terminate"),
 ])
@@ -336,6 +358,119 @@ def test_unknown_route(env):
     assert_error(call("DELETE", "/workflows/happy"), 404, "route_not_found")
 
 
-@pytest.mark.parametrize("path", ["/workflows/happy/updates/add_item", "/callbacks/tok"])
-def test_updates_and_callbacks_answer_501_for_now(env, path):
-    assert_error(call("POST", path, {"args": []}), 501, "not_implemented")
+# -- updates ----------------------------------------------------------------------------------
+def start_type(workflow_type: str, wid: str, *args: Any) -> None:
+    assert call("POST", "/workflows", {"workflow_type": workflow_type, "args": list(args),
+                                       "id": wid})[0] == 201
+
+
+def test_update_answers_the_handler_result(env):
+    start_type("cart", "up-ok")
+    env.drain()
+    assert call("POST", "/workflows/up-ok/updates/add", {"args": ["apple"]}) == (
+        200, {"result": {"items": ["apple"], "total": 5}})
+    assert call("POST", "/workflows/up-ok/queries/items")[1] == {"result": ["apple"]}
+    assert event_types(env, "up-ok").count("WorkflowExecutionUpdateCompleted") == 1
+
+
+def test_rejected_update_is_400_and_writes_nothing(env):
+    start_type("cart", "up-rej")
+    env.drain()
+    call("POST", "/workflows/up-rej/updates/add", {"args": ["pear"]})
+    env.drain()
+    before = event_types(env, "up-rej")
+    assert_error(call("POST", "/workflows/up-rej/updates/add", {"args": ["pear"]}), 400,
+                 "update_rejected", "already in the cart")
+    assert_error(call("POST", "/workflows/up-rej/updates/nope"), 400, "update_rejected",
+                 "unknown update 'nope'")
+    assert_error(call("POST", "/workflows/up-rej/updates/add", {"args": "pear"}), 400,
+                 "invalid_request", "args")
+    env.drain()
+    assert event_types(env, "up-rej") == before
+
+
+def test_failing_update_handler_is_422(env):
+    start_type("cart", "up-fail")
+    env.drain()
+    assert_error(call("POST", "/workflows/up-fail/updates/remove", {"args": ["kiwi"]}), 422,
+                 "update_failed", "remove")
+    env.drain()
+    assert call("GET", "/workflows/up-fail")[1]["status"] == "RUNNING"  # the workflow goes on
+
+
+def test_update_of_a_closed_workflow_is_409(env):
+    start_type("cart", "up-closed")
+    env.drain()
+    call("POST", "/workflows/up-closed/terminate")
+    env.drain()
+    assert_error(call("POST", "/workflows/up-closed/updates/add", {"args": ["fig"]}), 409,
+                 "workflow_closed", "TERMINATED")
+
+
+def test_update_that_does_not_finish_is_504(env):
+    start_type("stuck", "up-stuck")
+    env.drain()
+    assert_error(call("POST", "/workflows/up-stuck/updates/wait"), 504, "update_timeout",
+                 "'wait'", "did not finish")
+
+
+# -- callbacks --------------------------------------------------------------------------------
+def expense(env: Any, wid: str) -> str:
+    """Start an expense claim; its callback token (what the approver would be mailed)."""
+    start_type("expense", wid, {"who": "ann", "amount": 42})
+    env.drain()
+    status, answer = call("POST", f"/workflows/{wid}/queries/link")
+    assert status == 200 and answer["result"]
+    return str(answer["result"])
+
+
+def test_callback_success_heartbeat_and_a_second_completion(env):
+    token = expense(env, "cb-ok")
+    assert call("POST", f"/callbacks/{token}", {"status": "heartbeat"}) == (
+        202, {"result": None})
+    assert call("POST", f"/callbacks/{token}",
+                {"status": "success", "result": {"approved": True, "by": "bob"}}) == (
+        202, {"result": None})
+    assert_error(call("POST", f"/callbacks/{token}", {"status": "success", "result": {}}), 409,
+                 "callback_closed", "already settled")
+    assert env.client.get_workflow_handle("cb-ok").result()["approved_by"] == "bob"
+    assert "CallbackCompleted" in event_types(env, "cb-ok")
+
+
+@pytest.mark.parametrize("error", ["over budget", {"message": "over budget", "type": "Budget"}])
+def test_callback_failure(env, error):
+    wid = f"cb-fail-{type(error).__name__}"
+    token = expense(env, wid)
+    assert call("POST", f"/callbacks/{token}", {"status": "failure", "error": error}) == (
+        202, {"result": None})
+    outcome = env.client.get_workflow_handle(wid).result()
+    assert outcome["paid"] is False and "over budget" in outcome["reason"]
+    assert "CallbackFailed" in event_types(env, wid)
+
+
+def test_callback_of_a_closed_workflow_is_409(env):
+    token = expense(env, "cb-closed")
+    call("POST", "/workflows/cb-closed/terminate")
+    env.drain()
+    assert_error(call("POST", f"/callbacks/{token}", {"status": "success"}), 409,
+                 "workflow_closed", "TERMINATED")
+
+
+def test_unknown_or_bad_callback_requests(env):
+    token = expense(env, "cb-bad")
+    before = event_types(env, "cb-bad")
+    assert_error(call("POST", "/callbacks/not-a-token", {"status": "success"}), 404,
+                 "callback_not_found", "malformed")
+    assert_error(call("POST", f"/callbacks/{token[:-4]}xxxx", {"status": "success"}), 404,
+                 "callback_not_found")
+    assert_error(call("POST", f"/callbacks/{token}", {"status": "done"}), 400,
+                 "invalid_request", "status")
+    assert_error(call("POST", f"/callbacks/{token}", {"status": "failure"}), 400,
+                 "invalid_request", "error")
+    assert_error(call("POST", f"/callbacks/{token}"), 400, "invalid_request")
+    assert_error(call("POST", f"/callbacks/{token}",
+                      {"status": "success", "result": "x" * (300 * 1024)}), 413,
+                 "payload_too_large")
+    env.drain()
+    assert event_types(env, "cb-bad") == before
+    assert call("GET", "/workflows/cb-bad")[1]["status"] == "RUNNING"

@@ -116,3 +116,17 @@ def test_completing_a_callback_of_a_closed_workflow_is_refused(env):
     env.drain()
     with pytest.raises(ostinato.WorkflowClosedError):
         env.client.complete_callback(token, "late")
+
+
+def test_completion_retried_after_a_failed_claim_still_wakes_the_workflow(env):
+    """Review finding: the retry's wake-up was deduplicated against the first attempt's."""
+    handle, token = started(env, 30)
+    store = env.runtime.store
+    original = store.claim_callback
+    store.claim_callback = lambda *a: (_ for _ in ()).throw(RuntimeError("throttled"))
+    with pytest.raises(RuntimeError):
+        env.client.complete_callback(token, "v1")  # its wake-up went out; its claim did not
+    store.claim_callback = original
+    env.sleep(120)  # the first wake-up finds no outcome, waits out its grace, is dropped
+    env.client.complete_callback(token, "v2")
+    assert handle.result()["decision"] == "v2"

@@ -59,7 +59,10 @@ async def leaves_child(ctx: ostinato.WorkflowContext, policy: str) -> str:
 @workflow
 async def waits_on_child(ctx: ostinato.WorkflowContext) -> str:
     try:
-        return await ctx.execute_child_workflow(forever, id="awaited")
+        # abandon: the cancel below is the only order the child gets (with "terminate" the
+        # parent's closing would race it with a terminate)
+        return await ctx.execute_child_workflow(forever, id="awaited",
+                                                parent_close_policy="abandon")
     except asyncio.CancelledError:
         return "parent cancelled its wait"
 

@@ -105,6 +105,29 @@ def test_history_timeline_json_and_replay(dev: DevServer, tmp_path: Path):
     one_line_error(diverged, "cli-h", "diverges", "ActivityTaskScheduled", "shout", "whisper")
 
 
+def test_update_and_callback(dev: DevServer):
+    url = dev.url
+    ostinato("workflow", "start", "ticket", "printer", "--id", "cli-ticket", api_url=url)
+    dev.wait_for("cli-ticket", lambda d: d["status"] == "RUNNING")
+    token = json.loads(ostinato("workflow", "query", "cli-ticket", "token", api_url=url).stdout)
+
+    noted = ostinato("workflow", "update", "cli-ticket", "note", "jammed", api_url=url)
+    assert json.loads(noted.stdout) == ["jammed"]
+    one_line_error(ostinato("workflow", "update", "cli-ticket", "note", '""', api_url=url,
+                            ok=False), "must not be empty", "update_rejected", "400")
+    assert ostinato("callback", "heartbeat", token, api_url=url).stdout.strip() == (
+        "callback heartbeat sent")
+    done = ostinato("callback", "complete", token, '{"fixed": true}', "--json", api_url=url)
+    assert json.loads(done.stdout) == {"result": None}
+    one_line_error(ostinato("callback", "complete", token, api_url=url, ok=False),
+                   "already settled", "409")
+    one_line_error(ostinato("callback", "fail", "bogus", "no", "--type", "T", api_url=url,
+                            ok=False), "callback_not_found", "404")
+    result = ostinato("workflow", "result", "cli-ticket", "--timeout", "20", api_url=url)
+    assert json.loads(result.stdout) == {"title": "printer", "notes": ["jammed"],
+                                         "decision": {"fixed": True}}
+
+
 def test_cancel_and_terminate(dev: DevServer):
     url = dev.url
     for wid in ("cli-cancel", "cli-term"):
@@ -146,8 +169,8 @@ def test_errors_are_one_line(dev: DevServer):
                             ok=False), "not found")
     one_line_error(ostinato("workflow", "start", "refund", api_url=dev.url, ok=False),
                    "unknown workflow type", "refund")
-    one_line_error(ostinato("workflow", "update", "cli-1", "add", api_url=dev.url, ok=False),
-                   "not supported yet", "501")
+    one_line_error(ostinato("workflow", "update", "cli-ghost", "add", api_url=dev.url,
+                            ok=False), "'cli-ghost' not found", "404")
     one_line_error(ostinato("workflow", "describe", "x", "--api-url", "http://127.0.0.1:9",
                             ok=False), "cannot reach", "ostinato dev")
 

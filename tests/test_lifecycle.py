@@ -132,3 +132,54 @@ def test_terminate_existing_replaces_the_running_workflow(make_env):
     assert second.result() == ["pack C-2", "ship C-2"]
     with pytest.raises(ostinato.WorkflowTerminatedError, match="terminated"):
         first.result()
+
+
+@ostinato.workflow
+async def entity(ctx, total: int) -> int:
+    got: list[int] = []
+    ctx.on_signal("add", got.append)
+    await ctx.wait_condition(lambda: got)
+    if total + sum(got) < 10:
+        ctx.continue_as_new(total + sum(got))
+    return total + sum(got)
+
+
+def test_signal_addressed_to_a_run_that_just_continued_reaches_the_next_run(make_env):
+    """Review finding: a signal sent to run 1 while run 1 continues as new was dropped."""
+    env = make_env(ostinato.App(workflows=[entity]))
+    handle = env.client.start_workflow("entity", 0, id="ent")
+    env.drain()
+    first = handle.current_run_id()
+    for n, key in ((4, "x1"), (3, "x2")):  # both addressed to run 1, decided separately
+        env.client.transport.send_workflow_task({"k": "signal", "wid": "ent", "rid": first,
+                                                 "name": "add", "args": [n], "mk": key})
+        env.drain()
+    latest = env.client.get_workflow_handle("ent")
+    assert latest.run_id is None and latest.describe().run_id != first
+    latest.signal("add", 3)  # 4 + 3 + 3 reaches 10
+    assert latest.result() == 10
+
+
+def test_terminate_existing_wakes_the_new_run_even_if_its_first_wakeup_was_dropped(make_env):
+    """Review finding: the decider saw the old run RUNNING, dropped the new run's wake-up as
+    an orphan, and the take-over write then left the new run with nothing on its way."""
+    env = make_env(versions.app_with(versions.fulfil_v1))
+    env.client.start_workflow("fulfil", "D-1", id="tx")
+    env.drain()
+    store = env.runtime.store
+    original = store.create_head
+
+    def decider_runs_in_between(head, replacing=None, only_new=False):
+        if replacing is not None:
+            env.drain()  # the new run's wake-up is processed (and dropped) right here
+        return original(head, replacing=replacing, only_new=only_new)
+
+    store.create_head = decider_runs_in_between
+    second = env.client.start_workflow("fulfil", "D-2", id="tx",
+                                       id_conflict_policy="terminate_existing")
+    store.create_head = original
+    env.drain()
+    assert env.runtime.store.load_batches(second.run_id), "the new run was never woken"
+    second.signal("go")
+    second.signal("finish")
+    assert second.result() == ["pack D-2", "ship D-2"]

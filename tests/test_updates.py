@@ -115,3 +115,30 @@ def test_update_to_a_closed_workflow_is_refused(env):
     handle.result()
     with pytest.raises(ostinato.WorkflowClosedError):
         handle.update("add", "late")
+
+
+@workflow
+async def hasty(ctx: ostinato.WorkflowContext) -> str:
+    async def slow(x: int) -> int:
+        await ctx.sleep(3600)
+        return x
+
+    ctx.on_update("slow", slow)
+    await ctx.wait_for_signal("go")
+    return "closed while an update was running"
+
+
+def test_update_running_when_the_workflow_closes_is_answered(make_env):
+    """Review finding: the caller of an update still running at close waited forever."""
+    env = make_env(ostinato.App(workflows=[hasty]))
+    handle = env.client.start_workflow("hasty", id="h1")
+    env.drain()
+    run = handle.current_run_id()
+    env.client.transport.send_workflow_task({"k": "update", "wid": "h1", "rid": run,
+                                             "uid": "u1", "name": "slow", "args": [1],
+                                             "mk": "u:u1"})
+    handle.signal("go")
+    assert handle.result() == "closed while an update was running"
+    env.drain()
+    outcome = env.runtime.store.update_outcome(run, "u1")
+    assert outcome == {"rejected": "workflow closed (COMPLETED) before the update finished"}

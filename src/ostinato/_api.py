@@ -23,9 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import _runtime, _schedules, _triggers
 from ._errors import (
+    ActivityError,
+    ApplicationError,
+    CallbackClosedError,
+    CallbackError,
+    CallbackNotFoundError,
+    ChildWorkflowError,
     PayloadTooLargeError,
     QueryRejectedError,
     UnknownTypeError,
+    UpdateRejectedError,
     WorkflowAlreadyStartedError,
     WorkflowClosedError,
     WorkflowNotFoundError,
@@ -41,6 +48,8 @@ from ._serde import dumps
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
 MAX_BODY_BYTES = 256 * 1024
+#: How long an update request waits for the handler's result (API Gateway gives up at 29 s).
+UPDATE_TIMEOUT = 25.0
 #: Workflow ids become SQS FIFO message group ids: 1-128 printable ASCII characters; no "/"
 #: (ids are path segments) and no spaces.
 WORKFLOW_ID_PATTERN = r"^[!-.0-~]{1,128}$"
@@ -67,6 +76,21 @@ class StartWorkflowRequest(_Strict):
 
 class ArgsRequest(_Strict):
     args: list[Any] = Field(default_factory=list)
+
+
+class CallbackFailure(_Strict):
+    message: str = Field(description="why the callback failed")
+    type: str | None = Field(default=None, description='error type (default "CallbackFailure")')
+    details: Any = Field(default=None, description="JSON details")
+
+
+class CallbackRequest(_Strict):
+    status: Literal["success", "failure", "heartbeat"] = Field(
+        description="success: complete with `result`; failure: fail with `error` (the "
+                    "workflow's `await cb` raises CallbackError); heartbeat: still working")
+    result: Any = Field(default=None, description="the callback's result (status success)")
+    error: str | CallbackFailure | None = Field(
+        default=None, description="a message or {message, type} (required for failure)")
 
 
 class ReasonRequest(_Strict):
@@ -178,10 +202,12 @@ def _responses(ok: int, model: type[BaseModel] | None, *errors: int) -> dict[int
 
 
 _STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 204: "deleted",
-                400: "malformed request",
-                404: "unknown workflow, workflow type or schedule",
-                409: "conflict: already running or closed, or the schedule exists",
-                413: "payload too large", 501: "not implemented yet"}
+                400: "malformed request, or an update its validator rejected",
+                404: "unknown workflow, workflow type, schedule or callback",
+                409: "conflict: already running or closed, the schedule exists, or the "
+                     "callback is already settled",
+                413: "payload too large", 422: "the update handler failed",
+                504: "the update did not finish in time (it may still complete)"}
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -193,6 +219,14 @@ def _json(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type="application/json", body=body)
 
 
+class UpdateTimeout(Exception):
+    """The update's result did not come within `UPDATE_TIMEOUT` (504)."""
+
+
+class UpdateFailed(Exception):
+    """The update's handler raised (422)."""
+
+
 #: Domain error -> (HTTP status, error code).
 ERRORS: dict[type[Exception], tuple[int, str]] = {
     WorkflowNotFoundError: (404, "workflow_not_found"),
@@ -201,6 +235,11 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     WorkflowClosedError: (409, "workflow_closed"),
     PayloadTooLargeError: (413, "payload_too_large"),
     QueryRejectedError: (400, "query_rejected"),
+    UpdateRejectedError: (400, "update_rejected"),
+    CallbackNotFoundError: (404, "callback_not_found"),
+    CallbackClosedError: (409, "callback_closed"),
+    UpdateFailed: (422, "update_failed"),
+    UpdateTimeout: (504, "update_timeout"),
     InvalidScheduleError: (400, "invalid_schedule"),
     ScheduleNotFoundError: (404, "schedule_not_found"),
     ScheduleAlreadyExistsError: (409, "schedule_already_exists"),
@@ -347,16 +386,44 @@ def terminate_workflow(workflow_id: str,
     return _accepted()
 
 
-@app.post("/workflows/<workflow_id>/updates/<name>", summary="Update a workflow (coming)",
-          responses=_responses(200, ResultResponse, 501))
-def update_workflow(workflow_id: str, name: str) -> Response[ErrorResponse]:
-    return error_response(501, "not_implemented", "workflow updates are not supported yet")
+@app.post("/workflows/<workflow_id>/updates/<name>",
+          summary="Update a workflow: validated, recorded, run; answers the handler's result",
+          responses=_responses(200, ResultResponse, 400, 404, 409, 413, 422, 504))
+def update_workflow(workflow_id: str, name: str,
+                    body: Annotated[ArgsRequest | None, Body()] = None,
+                    ) -> Response[ResultResponse]:
+    logger.append_keys(workflow_id=workflow_id)
+    handle = _client().get_workflow_handle(workflow_id)
+    try:
+        result = handle.update(name, *(body.args if body else []), timeout=UPDATE_TIMEOUT)
+    except TimeoutError as exc:
+        raise UpdateTimeout(f"update {name!r} of workflow {workflow_id!r} did not finish "
+                            f"within {UPDATE_TIMEOUT:g}s ({exc}); it may still complete") from exc
+    except (ApplicationError, ActivityError, ChildWorkflowError, CallbackError) as exc:
+        logger.info("update failed", extra={"update": name})
+        raise UpdateFailed(f"update {name!r} failed: {exc}") from exc
+    logger.info("update completed", extra={"update": name})
+    return _json(200, {"result": result})
 
 
-@app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback (coming)",
-          responses=_responses(200, ResultResponse, 501))
-def complete_callback(token: str) -> Response[ErrorResponse]:
-    return error_response(501, "not_implemented", "callbacks are not supported yet")
+@app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback",
+          responses=_responses(202, ResultResponse, 400, 404, 409, 413))
+def complete_callback(token: str, body: Annotated[CallbackRequest, Body()]
+                      ) -> Response[ResultResponse]:
+    client = _client()
+    if body.status == "success":
+        client.complete_callback(token, body.result)
+    elif body.status == "failure":
+        if body.error is None:
+            raise RequestValidationError([{"type": "missing", "loc": ("body", "error"),
+                                           "msg": "required when status is failure"}])
+        error = body.error if isinstance(body.error, str) else body.error.model_dump()
+        client.fail_callback(token, error)
+    else:
+        client.heartbeat_callback(token)
+    logger.info("callback settled" if body.status != "heartbeat" else "callback heartbeat",
+                extra={"status": body.status})
+    return _accepted()
 
 
 @app.post("/schedules", summary="Create a recurring schedule (EventBridge Scheduler)",
@@ -403,15 +470,18 @@ def openapi_document() -> Response[str]:
 
 @functools.cache
 def openapi_json() -> str:
-    """The OpenAPI document, without Powertools' 422 answers (this API answers 400)."""
+    """The OpenAPI document, without Powertools' 422 answers (this API answers 400; its own
+    422, a failed update, stays)."""
     doc = json.loads(app.get_openapi_json_schema(
         title="ostinato", version="0.1.0",
-        description="Start, signal, query, cancel, terminate, describe, list and read the "
-                    "history of durable workflows; schedule them; publish the events that "
-                    "trigger them."))
+        description="Start, signal, query, update, cancel, terminate, describe, list and "
+                    "read the history of durable workflows; complete their callbacks; schedule "
+                    "them; publish the events that trigger them."))
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                responses.pop("422")
     schemas = doc.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

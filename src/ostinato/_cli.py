@@ -1,5 +1,5 @@
-"""The `ostinato` command: `dev`, `workflow ...`, `schedule ...` and `event put` (over the HTTP
-API) and `replay`.
+"""The `ostinato` command: `dev`, `workflow ...`, `callback ...`, `schedule ...` and `event put`
+(over the HTTP API) and `replay`.
 
 Failures print one `error: ...` line on stderr and exit non-zero; never a traceback
 (set OSTINATO_DEBUG=1 to get one).
@@ -335,6 +335,52 @@ def list_(status: str | None, workflow_type: str | None, limit: int, api_url: st
     console.print(table)
     if not rows:
         console.print("(no workflows)")
+
+
+@cli.group()
+def callback() -> None:
+    """Complete, fail or heartbeat a workflow's callback by its token."""
+
+
+def _settle(api_url: str, token: str, body: dict[str, Any], as_json: bool, done: str) -> None:
+    answer = _call(api_url, "POST", "/callbacks/" + segment(token), body)
+    if as_json:
+        _print_json(answer)
+    else:
+        click.echo(done)
+
+
+@callback.command(name="complete")
+@click.argument("token")
+@click.argument("result", metavar="[RESULT_JSON]", required=False)
+@_api_options
+def callback_complete(token: str, result: str | None, api_url: str, as_json: bool) -> None:
+    """Complete the callback TOKEN with RESULT_JSON (not JSON: a plain string)."""
+    value = _parse_args((result,))[0] if result is not None else None
+    _settle(api_url, token, {"status": "success", "result": value}, as_json,
+            "callback completed")
+
+
+@callback.command(name="fail")
+@click.argument("token")
+@click.argument("message")
+@click.option("--type", "error_type", help='Error type (default "CallbackFailure").')
+@_api_options
+def callback_fail(token: str, message: str, error_type: str | None, api_url: str,
+                  as_json: bool) -> None:
+    """Fail the callback TOKEN: the workflow's `await cb` raises CallbackError(MESSAGE)."""
+    error: dict[str, Any] = {"message": message}
+    if error_type:
+        error["type"] = error_type
+    _settle(api_url, token, {"status": "failure", "error": error}, as_json, "callback failed")
+
+
+@callback.command(name="heartbeat")
+@click.argument("token")
+@_api_options
+def callback_heartbeat(token: str, api_url: str, as_json: bool) -> None:
+    """Tell the workflow the holder of callback TOKEN is still working."""
+    _settle(api_url, token, {"status": "heartbeat"}, as_json, "callback heartbeat sent")
 
 
 @cli.group()

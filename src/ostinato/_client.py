@@ -147,6 +147,9 @@ class Client:
                 rid = existing.run_id
             elif id_conflict_policy == "terminate_existing":
                 self.store.create_head(head, replacing=existing.run_id)
+                # the first wake-up may have been judged an orphan before the take-over
+                self.transport.send_workflow_task({"k": "start", "wid": wid, "rid": rid,
+                                                   "mk": f"s2:{rid}"})
                 self.transport.send_workflow_task({
                     "k": "terminate", "wid": wid, "rid": existing.run_id,
                     "reason": f"replaced by run {rid} (id_conflict_policy=terminate_existing)",
@@ -192,7 +195,8 @@ class Client:
         wid, rid, seq = self._find_callback(token)
         # The wake-up goes first (as for starts): a recorded outcome always has one on its way.
         self.transport.send_workflow_task({"k": "callback", "wid": wid, "rid": rid, "seq": seq,
-                                           "at": self.clock(), "mk": f"cb:{rid}:{seq}"})
+                                           "at": self.clock(),
+                                           "mk": f"cb:{rid}:{seq}:{uuid.uuid4().hex}"})
         if self.store.claim_callback(rid, seq, outcome) != outcome:
             raise CallbackClosedError(f"callback {seq} of workflow {wid!r} is already settled")
 
@@ -312,15 +316,20 @@ class WorkflowHandle:
             raise WorkflowClosedError(self.id, status)
         return head
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _send(self, msg: dict[str, Any], request_id: str | None = None) -> None:
         head = self._open_head()
+        key = request_id or uuid.uuid4().hex
         self._client.transport.send_workflow_task(
-            {**msg, "wid": self.id, "rid": head.run_id, "mk": f"{msg['k']}:{uuid.uuid4().hex}"})
+            {**msg, "wid": self.id, "rid": head.run_id, "mk": f"{msg['k']}:{key}"})
 
-    def signal(self, name: str, *args: Any) -> None:
-        """Deliver signal `name` with `args`; raises `WorkflowClosedError` if closed."""
+    def signal(self, name: str, *args: Any, request_id: str | None = None) -> None:
+        """Deliver signal `name` with `args`; raises `WorkflowClosedError` if closed.
+
+        Give the same `request_id` when retrying a call whose outcome you did not see: the
+        signal is then recorded once.
+        """
         check_payload("signal arguments", list(args))
-        self._send({"k": "signal", "name": name, "args": list(args)})
+        self._send({"k": "signal", "name": name, "args": list(args)}, request_id)
 
     def cancel(self, reason: str | None = None) -> None:
         """Request cooperative cancellation: CancelledError at the workflow's current await."""

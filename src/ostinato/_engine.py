@@ -107,7 +107,11 @@ class Engine:
                 if start is None:
                     return
             consumed = {key: batch for batch in batches for key in batch.consumed}
-            redelivered = [consumed[m["mk"]] for m in msgs if m["mk"] in consumed]
+            # A consumed message coming back (receive count > 1) means its decider may have
+            # died before sending the outbox; a duplicate *send* of an old message (receive
+            # count 1) is no reason to send anything again.
+            redelivered = [consumed[m["mk"]] for m in msgs
+                           if m["mk"] in consumed and m.get("_receives", 2) > 1]
             self._repair(wid, rid, batches, redelivered)
             fresh, seen = [], set(consumed)
             for msg in msgs:  # in queue order, the first copy of each message
@@ -115,6 +119,9 @@ class Engine:
                     seen.add(msg["mk"])
                     fresh.append(msg)
             last_state: dict[str, Any] = batches[-1].state if batches else {"status": h.RUNNING}
+            if last_state["status"] == "CONTINUED_AS_NEW":
+                self._forward_to_next_run(last_state["new_run_id"], fresh)
+                return
             if last_state["status"] != h.RUNNING:
                 if fresh:
                     log.info("dropping %d message(s) for closed run %s/%s", len(fresh), wid, rid)
@@ -171,10 +178,15 @@ class Engine:
 
     def _repair(self, wid: str, rid: str, batches: list[h.Batch],
                 redelivered: list[h.Batch]) -> None:
-        """A consumed message came back: its decider may have died before sending."""
+        """A consumed message came back: its decider may have died before sending. Send
+        again what that batch's outbox asked for and history has not settled since (so a
+        late redelivery never re-runs finished work)."""
+        settled = _settled(batches)
         for batch in {b.number: b for b in redelivered}.values():
-            log.info("re-sending outbox of %s/%s batch %d", wid, rid, batch.number)
-            self._dispatch(batch.outbox)
+            pending = [e for e in batch.outbox if not _is_settled(e, settled)]
+            log.info("re-sending %d of %d outbox entries of %s/%s batch %d", len(pending),
+                     len(batch.outbox), wid, rid, batch.number)
+            self._dispatch(pending)
         if redelivered:
             last = batches[-1]
             self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
@@ -258,7 +270,7 @@ class Engine:
                 case "callback" if msg["seq"] in callbacks:
                     claim = self.store.callback_claim(msg["rid"], msg["seq"])
                     if claim is None:
-                        if self.clock() - msg["at"] < ORPHAN_GRACE:
+                        if self.clock() - msg.get("_sent", msg["at"]) < ORPHAN_GRACE:
                             raise RetryLater(f"callback {msg['seq']} outcome not written yet")
                         continue  # its completer died before recording an outcome
                     callbacks.pop(msg["seq"])
@@ -281,6 +293,15 @@ class Engine:
                         events.append((h.CALLBACK_TIMED_OUT, {"seq": msg["seq"],
                                                               "timeout_type": "heartbeat"}))
         return events
+
+    def _forward_to_next_run(self, new_rid: str, fresh: list[dict[str, Any]]) -> None:
+        """Signals, cancels and updates addressed to a run that continued go to its successor
+        (the caller saw the old run as current a moment ago)."""
+        for msg in fresh:
+            if msg["k"] in ("signal", "cancel", "terminate", "update"):
+                self.transport.send_workflow_task(
+                    {k: v for k, v in msg.items() if not k.startswith("_")}
+                    | {"rid": new_rid, "mk": f"{msg['mk']}>{new_rid}"})
 
     @staticmethod
     def _refuse_updates(rid: str, fresh: list[dict[str, Any]], status: str,
@@ -367,7 +388,12 @@ class Engine:
                                                           "mk": key}}}]
         state = {**last_state, "status": h.RUNNING, "task_failures": failures,
                  "task_failure": message}
-        return h.Batch(number, first, now, False, inbound, outbox, keys, state)
+        # Updates cannot be validated without a working replay: refuse rather than record them.
+        outbox += [{"op": "update_outcome", "rid": rid, "uid": attrs["update_id"],
+                    "outcome": {"rejected": f"workflow task failed: {message}"}}
+                   for etype, attrs in inbound if etype == h.UPDATE_ACCEPTED]
+        kept = [e for e in inbound if e[0] != h.UPDATE_ACCEPTED]
+        return h.Batch(number, first, now, False, kept, outbox, keys, state)
 
     def _outbox(self, wid: str, rid: str, batches: list[h.Batch], decision: Decision,
                 now: float) -> list[dict[str, Any]]:
@@ -437,7 +463,7 @@ class Engine:
                 child = children[cmd.seq]
                 outbox.append({"op": "workflow", "msg": {
                     "k": "cancel", "wid": child["workflow_id"], "rid": child["run_id"],
-                    "reason": "parent stopped waiting", "mk": f"pc:{child['run_id']}"}})
+                    "reason": "parent stopped waiting", "mk": f"pcancel:{child['run_id']}"}})
         if decision.status != h.RUNNING:
             outbox += self._closing_outbox(rid, history, {
                 "status": decision.status, "result": decision.result,
@@ -467,19 +493,29 @@ class Engine:
                 msg["failure"] = state.get("failure") or {"message": status.lower()}
             outbox.append({"op": "workflow", "msg": msg})
         open_children: dict[int, dict[str, Any]] = {}
+        open_updates: set[str] = set()
         for batch in history:
             for etype, attrs in batch.events:
                 if etype == h.CHILD_INITIATED:
                     open_children[attrs["seq"]] = attrs
                 elif etype in (h.CHILD_COMPLETED, h.CHILD_FAILED):
                     open_children.pop(attrs["seq"], None)
+                elif etype == h.UPDATE_ACCEPTED:
+                    open_updates.add(attrs["update_id"])
+                elif etype == h.UPDATE_COMPLETED:
+                    open_updates.discard(attrs["update_id"])
+        for uid in sorted(open_updates):  # their callers must not wait forever
+            outbox.append({"op": "update_outcome", "rid": rid, "uid": uid,
+                           "outcome": {"rejected": f"workflow closed ({status}) before the "
+                                                   "update finished"}})
         for child in open_children.values():
             kind = {"terminate": "terminate", "request_cancel": "cancel"}.get(
                 child["parent_close_policy"])
             if kind is not None:
                 outbox.append({"op": "workflow", "msg": {
                     "k": kind, "wid": child["workflow_id"], "rid": child["run_id"],
-                    "reason": f"parent closed ({status})", "mk": f"pc:{child['run_id']}"}})
+                    "reason": f"parent closed ({status})",
+                    "mk": f"pclose:{kind}:{child['run_id']}"}})
         return outbox
 
     def _start_child(self, entry: dict[str, Any]) -> None:
@@ -521,10 +557,11 @@ class Engine:
                     deadline=entry.get("deadline"), parent=entry.get("parent"))
         try:
             self.store.create_head(head, replacing=entry["rid"])
-        except StartConflict:
-            log.warning("workflow %s moved on before run %s could continue as new",
-                        entry["wid"], entry["rid"])
-            return
+        except StartConflict as conflict:
+            if conflict.head is None or conflict.head.run_id != entry["new_rid"]:
+                log.warning("workflow %s moved on before run %s could continue as new",
+                            entry["wid"], entry["rid"])
+                return  # else: written by an earlier attempt; make sure it is woken
         self.transport.send_workflow_task({"k": "start", "wid": entry["wid"],
                                            "rid": entry["new_rid"],
                                            "mk": f"s:{entry['new_rid']}"})
@@ -629,6 +666,34 @@ class Engine:
             self.transport.deliver_at(body["due"], envelope, body["key"])
             return
         self.transport.forward(body)
+
+
+_SETTLING = {h.ACTIVITY_COMPLETED: "activity", h.ACTIVITY_FAILED: "activity",
+             h.ACTIVITY_TIMED_OUT: "activity", h.TIMER_FIRED: "timer", h.TIMER_CANCELED: "timer",
+             h.CALLBACK_COMPLETED: "callback", h.CALLBACK_FAILED: "callback",
+             h.CALLBACK_TIMED_OUT: "callback", h.CHILD_COMPLETED: "child",
+             h.CHILD_FAILED: "child"}
+
+
+def _settled(batches: list[h.Batch]) -> set[tuple[str, int]]:
+    """(kind, seq) of every activity, timer, callback and child that history has closed."""
+    return {(_SETTLING[etype], attrs["seq"]) for batch in batches
+            for etype, attrs in batch.events if etype in _SETTLING}
+
+
+def _is_settled(entry: dict[str, Any], settled: set[tuple[str, int]]) -> bool:
+    match entry["op"]:
+        case "activity":
+            return ("activity", entry["msg"]["seq"]) in settled
+        case "at":
+            msg = entry["envelope"]["msg"]
+            kind = {"timer": "timer", "activity_timeout": "activity",
+                    "callback_timeout": "callback",
+                    "callback_heartbeat_check": "callback"}.get(msg.get("k", ""))
+            return kind is not None and (kind, msg["seq"]) in settled
+        case "start_child":
+            return ("child", entry["parent"]["seq"]) in settled
+    return False
 
 
 def _failure(exc: BaseException, attempt: int) -> dict[str, Any]:

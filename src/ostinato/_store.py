@@ -245,7 +245,8 @@ class Store:
         """Make `head` the current run unless the id has a RUNNING run (`StartConflict`).
 
         With `replacing`, take the id over from that run instead (terminate_existing,
-        continue-as-new); writing the same run again is a no-op, so retries are safe.
+        continue-as-new). The same run is never written twice (a retry gets `StartConflict`
+        naming it), so a repeated attempt cannot reset a run that already moved on.
         """
         H = self._head
         item = H(f"W#{head.workflow_id}", "HEAD", run_id=head.run_id,
@@ -256,9 +257,10 @@ class Store:
         if only_new:  # the id must never have had a run (id_reuse_policy reject_duplicate)
             allowed = H.pk.does_not_exist()
         elif replacing is None:
-            allowed = H.pk.does_not_exist() | (H.status != h.RUNNING)
-        else:
-            allowed = (H.run_id == replacing) | (H.run_id == head.run_id)
+            allowed = H.pk.does_not_exist() | ((H.status != h.RUNNING)
+                                               & (H.run_id != head.run_id))
+        else:  # never rewrite this same run: a repeated attempt must not reset its status
+            allowed = H.run_id == replacing
         try:
             item.save(condition=allowed)
         except PutError as exc:

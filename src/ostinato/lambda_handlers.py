@@ -41,7 +41,9 @@ class _GroupedDecider:
         self.receipts: dict[str, list[str]] = {}
         for raw in event.get("Records", []):
             body = json.loads(raw["body"])
-            body["_sent"] = int(raw.get("attributes", {}).get("SentTimestamp", 0)) / 1000
+            attributes = raw.get("attributes", {})
+            body["_sent"] = int(attributes.get("SentTimestamp", 0)) / 1000
+            body["_receives"] = int(attributes.get("ApproximateReceiveCount", 1))
             self.groups.setdefault(body["wid"], []).append(body)
             self.receipts.setdefault(body["wid"], []).append(raw["receiptHandle"])
         self.outcome: dict[str, BaseException | None] = {}

@@ -1,4 +1,5 @@
-"""A quick app for the `ostinato dev` end-to-end tests: activities, signals, queries, a timer."""
+"""A quick app for the `ostinato dev` end-to-end tests: activities, signals, queries, a timer,
+an update and a callback."""
 
 from __future__ import annotations
 
@@ -32,4 +33,24 @@ async def nap(ctx: ostinato.WorkflowContext, seconds: float) -> str:
     return f"slept {seconds:g}s"
 
 
-app = ostinato.App(workflows=[approval, nap], activities=[shout])
+@workflow
+async def ticket(ctx: ostinato.WorkflowContext, title: str) -> dict:
+    """Collect notes (an update) until someone completes the ticket's callback."""
+    notes: list[str] = []
+    done = ctx.create_callback()
+
+    def check(text: str) -> None:
+        if not text:
+            raise ValueError("a note must not be empty")
+
+    def note(text: str) -> list[str]:
+        notes.append(text)
+        return list(notes)
+
+    ctx.on_update("note", note, validator=check)
+    ctx.on_query("token", lambda: done.token)
+    decision = await done
+    return {"title": title, "notes": notes, "decision": decision}
+
+
+app = ostinato.App(workflows=[approval, nap, ticket], activities=[shout])
