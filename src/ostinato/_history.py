@@ -7,6 +7,7 @@ issued in reaction. The batch number is the sequence number an append is conditi
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -99,13 +100,14 @@ def flatten(batches: list[Batch]) -> list[Event]:
 # --- commands -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Command:
+class Command(ABC):
     """Something the workflow code asked for; `event()` is how history records it."""
 
     seq: int
 
-    def event(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def event(self) -> tuple[str, dict[str, Any]]:
+        """The history event recording this command."""
 
     def matches(self, etype: str, attrs: dict[str, Any]) -> bool:
         mine, my_attrs = self.event()
