@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ._template import resolver
+
 if TYPE_CHECKING:
     from ._definitions import App
     from ._template import Stack
@@ -48,37 +50,11 @@ def local_parameters(template: dict[str, Any], app: App) -> dict[str, list[str]]
     return {SOURCES_PARAMETER: sorted(set(default) | set(trigger_sources(app)))}
 
 
-def _resolver(template: dict[str, Any], stack: Stack,
-              parameters: dict[str, Any]) -> Any:
-    def resolve(value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                if arg in parameters:
-                    return parameters[arg]
-                if arg in stack.refs:
-                    return stack.refs[arg]
-                param = template.get("Parameters", {}).get(arg, {})
-                default = param.get("Default", "")
-                if param.get("Type") == "CommaDelimitedList":
-                    return [s.strip() for s in str(default).split(",") if s.strip()]
-                return default
-            if key == "Fn::GetAtt" and arg[1] == "Arn":
-                return stack.arns[arg[0]]
-        if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [resolve(v) for v in value]
-        return value
-
-    return resolve
-
-
 def create_rules(template: dict[str, Any], stack: Stack, session: Any, prefix: str,
                  parameters: dict[str, Any] | None = None,
                  region: str = REGION) -> list[LocalRule]:
     """Create the template's default-bus rules and their SQS targets through `session`."""
-    resolve = _resolver(template, stack, parameters or {})
+    resolve = resolver(template, stack, parameters)
     events = session.client("events", region_name=region)
     rules: list[LocalRule] = []
     for logical_id, resource in template.get("Resources", {}).items():

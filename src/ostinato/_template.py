@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,30 +74,28 @@ class Stack:
     queue_mappings: list[QueueMapping] = field(default_factory=list)
     queue_urls_by_arn: dict[str, str] = field(default_factory=dict)
     code_root: Path = Path(".")
+    pseudo: dict[str, str] = field(default_factory=dict)
     schedule_groups: list[str] = field(default_factory=list)
 
 
-def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
-           region: str = "us-east-1", template_dir: Path | None = None) -> Stack:
-    """Create the template's tables, queues and schedule groups through `session`'s clients."""
-    resources: dict[str, Any] = template["Resources"]
-    stack = Stack(code_root=template_dir or Path("."))
-    pseudo = {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
-              "AWS::Partition": "aws"}
-    ddb = session.client("dynamodb", region_name=region)
-    sqs = session.client("sqs", region_name=region)
-    scheduler = session.client("scheduler", region_name=region)
+def resolver(template: dict[str, Any], stack: Stack,
+             parameters: dict[str, Any] | None = None) -> Callable[[Any], Any]:
+    """Resolve Ref (pseudo parameters, resources, parameters: overrides, else defaults;
+    CommaDelimitedList as a list), GetAtt .Arn and Sub against what `create` made."""
+    overrides = parameters or {}
 
     def resolve(value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
             if key == "Ref":
-                if arg in pseudo:
-                    return pseudo[arg]
-                if arg in stack.refs:
-                    return stack.refs[arg]
+                for known in (stack.pseudo, overrides, stack.refs):
+                    if arg in known:
+                        return known[arg]
                 param = template.get("Parameters", {}).get(arg, {})
-                return str(param.get("Default", ""))
+                default = str(param.get("Default", ""))
+                if param.get("Type") == "CommaDelimitedList":
+                    return [item.strip() for item in default.split(",") if item.strip()]
+                return default
             if key == "Fn::GetAtt":
                 name, attr = arg
                 if attr == "Arn":
@@ -112,6 +111,23 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
         if isinstance(value, list):
             return [resolve(v) for v in value]
         return value
+
+    return resolve
+
+
+def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
+           region: str = "us-east-1", template_dir: Path | None = None) -> Stack:
+    """Create the template's tables, queues and schedule groups through `session`'s clients."""
+    resources: dict[str, Any] = template["Resources"]
+    stack = Stack(code_root=template_dir or Path("."))
+    pseudo = {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
+              "AWS::Partition": "aws"}
+    ddb = session.client("dynamodb", region_name=region)
+    sqs = session.client("sqs", region_name=region)
+    scheduler = session.client("scheduler", region_name=region)
+
+    stack.pseudo = pseudo
+    resolve = resolver(template, stack)
 
     ordered = sorted(resources.items(), key=lambda kv: "RedrivePolicy" in json.dumps(
         kv[1].get("Properties", {}), default=str))
