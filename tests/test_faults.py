@@ -157,13 +157,28 @@ def test_sqs_delivers_every_message_twice(make_env):
     assert [e.event_type for e in history].count("WorkflowExecutionUpdateAccepted") == 1
 
 
+def take_workflow_tasks(env):
+    """Receive the pending workflow-task messages by hand (as a decider's Lambda would)."""
+    messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
+                                       MaxNumberOfMessages=10)["Messages"]
+    return messages, [json.loads(m["Body"]) for m in messages]
+
+
+def finish(env, handle, messages):
+    """Acknowledge the hand-received messages, then run the workflow to its sound end."""
+    env.sqs.delete_message(QueueUrl=env.settings.workflow_queue_url,
+                           ReceiptHandle=messages[0]["ReceiptHandle"])
+    env.sleep(600)
+    approve_all(env, [handle])
+    assert handle.result() == mixed.expected(handle.id)
+    assert_history_sound(handle.history())
+
+
 def test_two_deciders_race_on_one_workflow(make_env):
     """The same workflow-task messages handed to two deciders at once: one append wins."""
     env = make_env(mixed.app)
     handle = env.client.start_workflow("mixed", "r", id="r")
-    messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
-                                       MaxNumberOfMessages=10)["Messages"]
-    bodies = [json.loads(m["Body"]) for m in messages]
+    messages, bodies = take_workflow_tasks(env)
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -183,21 +198,14 @@ def test_two_deciders_race_on_one_workflow(make_env):
     history = handle.history()
     assert [e.event_type for e in history].count("WorkflowExecutionStarted") == 1
     assert_history_sound(history)
-    env.sqs.delete_message(QueueUrl=env.settings.workflow_queue_url,
-                           ReceiptHandle=messages[0]["ReceiptHandle"])
-    env.sleep(600)
-    approve_all(env, [handle])
-    assert handle.result() == mixed.expected("r")
-    assert_history_sound(handle.history())
+    finish(env, handle, messages)
 
 
 def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monkeypatch):
     """Interleave deterministically: B appends between A's read and A's write."""
     env = make_env(mixed.app)
     handle = env.client.start_workflow("mixed", "i", id="i")
-    messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
-                                       MaxNumberOfMessages=10)["Messages"]
-    bodies = [json.loads(m["Body"]) for m in messages]
+    messages, bodies = take_workflow_tasks(env)
     store = env.runtime.store
     original = store.append
     raced = []
@@ -212,12 +220,7 @@ def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monke
     env.engine.handle_workflow_messages(bodies)
     assert len(store.load_batches(handle.current_run_id())) == 1
     monkeypatch.setattr(store, "append", original)
-    env.sqs.delete_message(QueueUrl=env.settings.workflow_queue_url,
-                           ReceiptHandle=messages[0]["ReceiptHandle"])
-    env.sleep(600)
-    approve_all(env, [handle])
-    assert handle.result() == mixed.expected("i")
-    assert_history_sound(handle.history())
+    finish(env, handle, messages)
 
 
 def test_worker_dying_repeatedly_follows_the_retry_policy_not_the_dlq(make_env):
