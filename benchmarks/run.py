@@ -38,8 +38,8 @@ for _p in (ROOT / "src", ROOT):
 from benchmarks import apps  # noqa: E402
 
 from ostinato import _history as h  # noqa: E402
-from ostinato._replay import replay_history  # noqa: E402
-from ostinato._transport import Transport  # noqa: E402
+from ostinato._aws.transport import Transport  # noqa: E402
+from ostinato._core.replay import replay_history  # noqa: E402
 from ostinato.testing import WorkflowEnvironment  # noqa: E402
 
 TEMPLATE = ROOT / "template.yaml"
@@ -195,7 +195,7 @@ def run_w1_core() -> dict[str, float]:
 
 # ====================================================== the engine alone (in-memory store/queues)
 class MemStore:
-    """Just enough of `ostinato._store.Store` for the engine, in memory.
+    """Just enough of `ostinato._aws.store.Store` for the engine, in memory.
 
     Batches are kept as JSON text (like the DynamoDB items) so encoding/decoding still costs.
     """
@@ -219,7 +219,7 @@ class MemStore:
                 in self.rows.get(rid, [])[after:]]
 
     def append(self, rid: str, batch: h.Batch) -> None:
-        from ostinato._store import AppendConflict
+        from ostinato._aws.store import AppendConflict
 
         rows = self.rows.setdefault(rid, [])
         if len(rows) >= batch.number:
@@ -244,7 +244,7 @@ class MemStore:
 
 
 class MemTransport(Transport):
-    """`ostinato._transport.Transport` over in-memory FIFO lists; due deliveries go at once.
+    """`ostinato._aws.transport.Transport` over in-memory FIFO lists; due deliveries go at once.
 
     Only the primitives are replaced: outbox dispatch is the real one.
     """
@@ -276,8 +276,8 @@ def run_in_memory(steps: int, run_id: str = "r1", decode: bool = True
     No moto, botocore, pynamodb, SQS event shaping or Powertools: what is left is replay,
     command handling, JSON and the engine's own bookkeeping. Returns (seconds, batches).
     """
-    from ostinato._engine import Engine
-    from ostinato._store import Head
+    from ostinato._aws.store import Head
+    from ostinato._engine.decider import Engine
 
     now = 1_700_000_000.0
     store, transport = MemStore(decode), MemTransport()

@@ -2,7 +2,7 @@
 
 Two backends:
 
-- `moto_locked`: in-process `moto.mock_aws` with `ostinato._motolocal.serialize_dispatch()`
+- `moto_locked`: in-process `moto.mock_aws` with `ostinato._local.motoserver.serialize_dispatch()`
   installed, i.e. moto made atomic by one global lock around request dispatch (what
   `ostinato dev` and `ostinato.testing` run on).
 - `dynamodb_local_url` (session): the official engine, DynamoDB Local. Uses
@@ -14,7 +14,7 @@ Two backends:
 
 `backend` is parametrised over both (the DynamoDB Local case carries the `dynamodb_local`
 mark); `backend.new_store()` creates a fresh table from template.yaml's `WorkflowTable` and
-returns an `ostinato._store.Store` on it.
+returns an `ostinato._aws.store.Store` on it.
 
 Import explicitly in a test module (this is not a conftest). pytest finds fixtures among the
 module's names, so import every fixture `backend` reaches; each is defined as `<name>_fixture`
@@ -43,8 +43,8 @@ from typing import Any
 import boto3
 import pytest
 
-from ostinato._store import Store
-from ostinato._template import load_template
+from ostinato._aws.store import Store
+from ostinato._local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "dynamodb_local.sh"
@@ -150,7 +150,7 @@ def moto_locked_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """In-process moto with the global dispatch lock, for the duration of one test."""
     from moto import mock_aws
 
-    from ostinato._motolocal import serialize_dispatch
+    from ostinato._local.motoserver import serialize_dispatch
 
     for var in _ENDPOINT_VARS:
         monkeypatch.delenv(var, raising=False)

@@ -18,8 +18,8 @@ from examples import approval, order
 from functions.api.app import handler
 
 import ostinato
-from ostinato._emulator import LambdaContext
-from ostinato._replay import check_document
+from ostinato._core.replay import check_document
+from ostinato._local.emulator import LambdaContext
 from ostinato.testing import WorkflowEnvironment
 from tests.test_updates import cart, price
 

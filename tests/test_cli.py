@@ -26,7 +26,7 @@ def ostinato(*args: str, api_url: str | None = None, cwd: Path = ROOT,
     env = {**os.environ, "COLUMNS": "200"}
     if api_url:
         env["OSTINATO_API_URL"] = api_url
-    done = subprocess.run([sys.executable, "-m", "ostinato._cli", *args], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, "-m", "ostinato._cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
     if ok:

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 import ostinato
-from ostinato import _history as h
-from ostinato._replay import LocalOutcome, Replayer, check_document, info_from_started
+from ostinato._core import history as h
+from ostinato._core.replay import LocalOutcome, Replayer, check_document, info_from_started
 
 EXPECTED_PUBLIC_NAMES = {
     "ActivityContext", "ActivityError", "ActivityInfo", "App", "ApplicationError",
@@ -35,7 +35,8 @@ def test_public_surface_changes_only_on_purpose():
 def test_replay_core_imports_without_boto3():
     code = ("import sys; sys.modules['boto3'] = None; sys.modules['botocore'] = None; "
             "sys.modules['pynamodb'] = None; "
-            "import ostinato._replay, ostinato._instance, ostinato._loop, ostinato._context")
+            "import ostinato._core.replay, ostinato._core.instance, "
+            "ostinato._core.loop, ostinato._core.context")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

@@ -139,7 +139,7 @@ def test_stops_cleanly_on_sigterm(dev):
 
 @pytest.mark.dynamodb_local
 def test_dynamodb_local_keeps_the_table(tmp_path):
-    from ostinato._dev import DynamoDBLocal
+    from ostinato._local.dev import DynamoDBLocal
 
     try:
         DynamoDBLocal.find()

@@ -20,9 +20,9 @@ from functions.api.app import handler as api_handler
 from functions.timer.app import handler as timer_handler
 from functions.workflow_task.app import handler as workflow_handler
 
-from ostinato._emulator import LambdaContext
-from ostinato._store import Head
-from ostinato._transport import schedule_name
+from ostinato._aws.store import Head
+from ostinato._aws.transport import schedule_name
+from ostinato._local.emulator import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 RUN_ID = "a5505a0870ca4c5986c1e295497c9e4f"

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import ostinato
-from ostinato._faults import FaultInjector, exempt
+from ostinato._local.faults import FaultInjector, exempt
 from ostinato.testing import WorkflowEnvironment
 from tests.apps import mixed
 from tests.conftest import assert_history_sound

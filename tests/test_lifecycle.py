@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import ostinato
-from ostinato import _history as h
-from ostinato._replay import check_document
+from ostinato._core import history as h
+from ostinato._core.replay import check_document
 from tests.apps import versions
 from tests.conftest import assert_history_sound
 
@@ -70,7 +70,7 @@ def test_running_old_workflow_keeps_old_path_new_one_takes_patch(make_env, monke
 def test_replay_cli_checks_a_recorded_history(tmp_path):
     from click.testing import CliRunner
 
-    from ostinato._cli import cli
+    from ostinato._cli.main import cli
 
     doc = tmp_path / "h.json"
     doc.write_text((HISTORIES / "fulfil_v1.json").read_text())

@@ -1,4 +1,4 @@
-"""Racing writers against the storage adapter (`ostinato._store.Store`), with real threads.
+"""Racing writers against the storage adapter (`ostinato._aws.store.Store`), with real threads.
 
 DESIGN §3.1: every state change is a conditional write, so of two racing writers exactly one
 wins and the other re-reads. Each test runs on two backends: in-process moto with the global
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from ostinato import _history as h
-from ostinato import _motolocal
-from ostinato._serde import dumps
-from ostinato._store import ITEM_CHUNK, AppendConflict, Head, StartConflict, Store
+from ostinato._aws.store import ITEM_CHUNK, AppendConflict, Head, StartConflict, Store
+from ostinato._core import history as h
+from ostinato._core.serde import dumps
+from ostinato._local import motoserver as _motolocal
 from tests.dynamodb_local import (  # noqa: F401 - the fixtures, found by pytest by name
     Backend,
     backend_fixture,

@@ -16,14 +16,14 @@ import pytest
 
 import ostinato
 from ostinato import PayloadTooLargeError, UnknownTypeError
-from ostinato import _schedules as schedules
-from ostinato._cron import iso, parse_cron, parse_expression, parse_rate
-from ostinato._emulator import MAX_CATCH_UP, SchedulerEmulator
-from ostinato._schedules import (
+from ostinato._client import schedules
+from ostinato._client.schedules import (
     InvalidScheduleError,
     ScheduleAlreadyExistsError,
     ScheduleNotFoundError,
 )
+from ostinato._core.cron import iso, parse_cron, parse_expression, parse_rate
+from ostinato._local.emulator import MAX_CATCH_UP, SchedulerEmulator
 from tests.apps import scheduled
 from tests.apps.lambda_calls import api, invoke_events, load, sqs_event
 
@@ -439,7 +439,7 @@ def test_a_clock_far_ahead_catches_up_a_bounded_number_of_firings(scheduler_emul
     assert emulator.next_due() == at(days=1, minutes=1)
 
 
-# -- the client's methods (thin delegations to ostinato._schedules) ---------------------------
+# -- the client's methods (thin delegations to ostinato._client.schedules) ----------------------
 @pytest.mark.skipif(not hasattr(ostinato.Client, "create_schedule"),
                     reason="Client.create_schedule/list_schedules/delete_schedule not added yet")
 def test_the_client_methods(env):

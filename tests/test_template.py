@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ostinato._template import load_template
+from ostinato._local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"

@@ -16,7 +16,7 @@ import pytest
 
 import ostinato
 from ostinato import EventTrigger, UnknownTypeError
-from ostinato._triggers import TriggerError, handle_message
+from ostinato._client.triggers import TriggerError, handle_message
 from ostinato.testing import WorkflowEnvironment
 from tests.apps import triggered
 from tests.apps.lambda_calls import api, invoke_events, load, sqs_event
@@ -292,7 +292,7 @@ def cli(*args: str, api_url: str) -> Any:
 
     from tests.apps.devserver import ROOT
 
-    done = subprocess.run([sys.executable, "-m", "ostinato._cli", *args], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "ostinato._cli.main", *args], cwd=ROOT,
                           env={**os.environ, "OSTINATO_API_URL": api_url, "COLUMNS": "200"},
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr

@@ -183,7 +183,7 @@ def test_custom_status_and_deterministic_helpers(env):
     handle.signal("finish")
     result = handle.result()
     assert result["info"] == ["st", "statusful"]
-    from ostinato._replay import replay_history
+    from ostinato._core.replay import replay_history
 
     # replaying the recorded history gives the very same random number, uuid and time
     batches = env.runtime.store.load_batches(handle.current_run_id())

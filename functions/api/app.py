@@ -1,5 +1,5 @@
-"""Lambda entry point: see ostinato._api.handler (the HTTP API)."""
+"""Lambda entry point: see ostinato._api.routes.handler (the HTTP API)."""
 
-from ostinato._api import handler
+from ostinato._api.routes import handler
 
 __all__ = ["handler"]

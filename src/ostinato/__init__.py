@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._activity import ActivityContext, ActivityInfo, activity_context
-from ._context import WorkflowContext
-from ._definitions import App, RetryPolicy, activity, workflow
-from ._errors import (
+from ._client.triggers import EventTrigger
+from ._core.activity import ActivityContext, ActivityInfo, activity_context
+from ._core.context import WorkflowContext
+from ._core.definitions import App, RetryPolicy, activity, workflow
+from ._core.errors import (
     ActivityError,
     ApplicationError,
     CallbackClosedError,
@@ -31,12 +32,11 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
-from ._history import Event
-from ._instance import WorkflowInfo
-from ._triggers import EventTrigger
+from ._core.history import Event
+from ._core.instance import WorkflowInfo
 
 if TYPE_CHECKING:
-    from ._client import Client, WorkflowDescription, WorkflowHandle
+    from ._client.client import Client, WorkflowDescription, WorkflowHandle
 
 _LAZY = {"Client", "WorkflowDescription", "WorkflowHandle"}
 
@@ -45,7 +45,7 @@ def __getattr__(name: str) -> Any:
     """The client pulls in boto3 and pynamodb: import it on first use, so the pure core
     (and `ostinato replay`) load without the AWS SDK."""
     if name in _LAZY:
-        from . import _client
+        from ._client import client as _client
 
         return getattr(_client, name)
     raise AttributeError(f"module 'ostinato' has no attribute {name!r}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ._client import Client
-from ._config import Settings
-from ._definitions import App, load_app
-from ._engine import Engine
-from ._store import Store
-from ._transport import Transport
+from ._aws.settings import Settings
+from ._aws.store import Store
+from ._aws.transport import Transport
+from ._client.client import Client
+from ._core.definitions import App, load_app
+from ._engine.decider import Engine
 
 
 @dataclass

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from . import _runtime
-from ._engine import RetryLater
+from ._engine.decider import RetryLater
 
 logger = Logger(service="ostinato")
 
@@ -116,7 +116,7 @@ _trigger_processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _trigger_message(body: Any) -> None:
-    from . import _triggers
+    from ._client import triggers as _triggers
 
     runtime = _runtime.get()
     _triggers.handle_message(runtime.client, _triggers.triggers_of(runtime.app), body)

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from . import _runtime
-from ._client import Client
-from ._config import Settings
-from ._definitions import App, seconds
-from ._emulator import QueuePoller, SchedulerEmulator, import_handler
-from ._faults import exempt
-from ._template import default_template_path, load_template
+from ._aws.settings import Settings
+from ._client.client import Client
+from ._core.definitions import App, seconds
+from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
+from ._local.faults import exempt
+from ._local.template import default_template_path, load_template
 
 __all__ = ["VirtualClock", "WorkflowEnvironment"]
 
@@ -102,7 +102,11 @@ class WorkflowEnvironment:
         import boto3
         from moto import mock_aws
 
-        from . import _eventbus, _motolocal, _schedules, _template, _triggers
+        from ._client import schedules as _schedules
+        from ._client import triggers as _triggers
+        from ._local import eventbus as _eventbus
+        from ._local import motoserver as _motolocal
+        from ._local import template as _template
 
         _triggers.check_triggers(self.app)
         _motolocal.serialize_dispatch()
@@ -186,7 +190,7 @@ class WorkflowEnvironment:
         raise RuntimeError("the environment did not settle")
 
     def next_due(self) -> float | None:
-        from ._motolocal import next_sqs_due
+        from ._local.motoserver import next_sqs_due
 
         times = [t for t in (next_sqs_due(self.clock()), self.schedules.next_due())
                  if t is not None]
@@ -229,7 +233,7 @@ class WorkflowEnvironment:
         template it matches, whose `events` function starts the matching triggers'
         workflows. Deliver the returned event again to see what a duplicate delivery does.
         """
-        from . import _eventbus
+        from ._local import eventbus as _eventbus
 
         full = _eventbus.as_event(event, self.clock())
         with exempt():

@@ -20,7 +20,7 @@ READY = re.compile(r"ready on (http://127\.0\.0\.1:\d+)")
 
 
 class DevServer:
-    """`python -m ostinato._cli dev APP --port 0`, its log in a file, always stopped."""
+    """`python -m ostinato._cli.main dev APP --port 0`, its log in a file, always stopped."""
 
     def __init__(self, log_path: Path, app: str = "tests.apps.devapp:app",
                  *options: str) -> None:
@@ -37,7 +37,7 @@ class DevServer:
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ostinato._cli", "dev", self.app, "--port", "0",
+                [sys.executable, "-m", "ostinato._cli.main", "dev", self.app, "--port", "0",
                  *self.options],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ostinato._faults import Call, FaultInjector, exempt
+from ostinato._local.faults import Call, FaultInjector, exempt
 
 
 def started_runs(env: Any) -> Counter:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ostinato._emulator import LambdaContext
+from ostinato._local.emulator import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -21,8 +21,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import _runtime, _schedules, _triggers
-from ._errors import (
+from .. import _runtime
+from .._client import schedules as _schedules
+from .._client import triggers as _triggers
+from .._client.schedules import (
+    SCHEDULE_NAME,
+    InvalidScheduleError,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
+)
+from .._core.errors import (
     ActivityError,
     ApplicationError,
     CallbackClosedError,
@@ -37,14 +45,8 @@ from ._errors import (
     WorkflowClosedError,
     WorkflowNotFoundError,
 )
-from ._history import to_document
-from ._schedules import (
-    SCHEDULE_NAME,
-    InvalidScheduleError,
-    ScheduleAlreadyExistsError,
-    ScheduleNotFoundError,
-)
-from ._serde import dumps
+from .._core.history import to_document
+from .._core.serde import dumps
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
 MAX_BODY_BYTES = 256 * 1024
@@ -309,7 +311,7 @@ def list_workflows(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     next_token: Annotated[str | None, Query()] = None,
 ) -> Response[ListResponse]:
-    from ._client import WorkflowDescription
+    from .._client.client import WorkflowDescription
 
     start_key = _decode_token(next_token) if next_token else None
     heads, last_key = _client().store.list_heads(status, workflow_type, limit, start_key)

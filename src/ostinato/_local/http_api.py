@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ._emulator import LambdaContext
+from .emulator import LambdaContext
 
 #: API Gateway refuses larger request payloads before any Lambda runs.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024

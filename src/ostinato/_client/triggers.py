@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._definitions import type_name
-from ._errors import OstinatoError
-from ._starts import Outcome, start_once
+from .._core.definitions import type_name
+from .._core.errors import OstinatoError
+from .starts import Outcome, start_once
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._definitions import App
+    from .._core.definitions import App
+    from .client import Client
 
 log = logging.getLogger("ostinato.triggers")
 
@@ -170,7 +170,7 @@ def handle_event(client: Client, triggers: Iterable[EventTrigger], event: Event
 def handle_message(client: Client, triggers: Iterable[EventTrigger], body: Any
                    ) -> list[Outcome]:
     """One message of the trigger queue: a schedule firing or an EventBridge event."""
-    from . import _schedules
+    from . import schedules as _schedules
 
     match body:
         case {"ostinato": "schedule", "schedule": str(name), "scheduled_time": str(at)}:
@@ -195,7 +195,7 @@ def _events_client(region: str) -> Any:
 def put_events(entries: list[dict[str, Any]], region: str, events_client: Any = None
                ) -> dict[str, Any]:
     """EventBridge PutEvents; a `Detail` given as an object is sent as its JSON."""
-    from ._serde import dumps
+    from .._core.serde import dumps
 
     request = []
     for entry in entries:

@@ -50,7 +50,7 @@ def default_template_path() -> Path:
     here = Path.cwd() / "template.yaml"
     if here.exists():
         return here
-    return Path(__file__).resolve().parents[2] / "template.yaml"
+    return Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 @dataclass

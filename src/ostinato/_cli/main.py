@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ._apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
+from .apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
 
 #: How long `workflow result` waits for a workflow that does not exist yet (a trigger's).
 NOT_STARTED_GRACE = 5.0
@@ -78,7 +78,7 @@ def dev(app: str, port: int, dynamodb_local: bool, template: str | None) -> None
 
     APP is the ostinato.App to load, as package.module:attribute.
     """
-    from . import _dev
+    from .._local import dev as _dev
 
     try:
         _dev.run(app, port, dynamodb_local=dynamodb_local, template=template)
@@ -173,7 +173,7 @@ def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -
         return
     from rich.table import Table
 
-    from ._eventfmt import summarize
+    from .._core.eventfmt import summarize
 
     events = answer.get("events", [])
     table = Table(title=f"{workflow_id}  run {answer.get('run_id', '')}", title_justify="left",
@@ -493,9 +493,9 @@ def replay(app: str, history_file: Any) -> None:
     HISTORY.json is what `ostinato workflow history ID --json` (or GET
     /workflows/{id}/history) returns.
     """
-    from ._definitions import load_app
-    from ._errors import NonDeterminismError, UnknownTypeError
-    from ._replay import check_document
+    from .._core.definitions import load_app
+    from .._core.errors import NonDeterminismError, UnknownTypeError
+    from .._core.replay import check_document
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # APP is importable from the current directory

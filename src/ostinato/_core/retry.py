@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._definitions import RetryPolicy
+from .definitions import RetryPolicy
 
 
 def backoff(policy: RetryPolicy, attempt: int) -> float:

@@ -31,15 +31,15 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.models import Model
 
-from . import _cron
-from . import _history as h
-from ._definitions import type_name
-from ._errors import InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError
-from ._serde import check_payload, dumps, loads
-from ._starts import Outcome, start_once
+from .._core import cron as _cron
+from .._core import history as h
+from .._core.definitions import type_name
+from .._core.errors import InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError
+from .._core.serde import check_payload, dumps, loads
+from .starts import Outcome, start_once
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .client import Client
 
 OVERLAP_POLICIES: tuple[str, ...] = ("skip", "allow_all")
 #: What `rate=` takes: "5 minutes", "rate(1 hour)", or a timedelta of whole minutes.

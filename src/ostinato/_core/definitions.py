@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
-from ._errors import UnknownTypeError
+from .errors import UnknownTypeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._faults import exempt, handler_scope
-from ._template import QueueMapping
+from .faults import exempt, handler_scope
+from .template import QueueMapping
 
 
 @dataclass
@@ -135,7 +135,7 @@ def _epoch(value: Any) -> float | None:
 
 def render_input(template: str, schedule: dict[str, Any], fire_time: float) -> str:
     """The target input with Scheduler's context attributes filled in."""
-    from ._cron import iso
+    from .._core.cron import iso
 
     values = {"schedule-arn": schedule.get("Arn", ""), "scheduled-time": iso(fire_time),
               "execution-id": uuid.uuid4().hex[:16], "attempt-number": "1"}
@@ -194,7 +194,7 @@ class SchedulerEmulator:
     # -- when -----------------------------------------------------------------------------
     @staticmethod
     def _next_recurring(schedule: dict[str, Any], after: float, start: float) -> float | None:
-        from ._cron import parse_expression
+        from .._core.cron import parse_expression
 
         try:
             recurrence = parse_expression(schedule["ScheduleExpression"])

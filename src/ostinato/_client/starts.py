@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import WorkflowAlreadyStartedError
+from .._core.errors import WorkflowAlreadyStartedError
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from .client import Client
 
 Action = Literal["started", "duplicate", "skipped", "dropped"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import _history as h
-from ._definitions import ActivityDefinition
-from ._errors import (
+from . import history as h
+from .definitions import ActivityDefinition
+from .errors import (
     ActivityError,
     ApplicationError,
     CallbackError,
@@ -28,8 +28,8 @@ from ._errors import (
     QueryRejectedError,
     UpdateRejectedError,
 )
-from ._loop import DurableTimerHandle, WorkflowLoop
-from ._serde import from_failure, to_failure
+from .loop import DurableTimerHandle, WorkflowLoop
+from .serde import from_failure, to_failure
 
 
 class ContinueAsNewRequest(BaseException):
@@ -58,7 +58,7 @@ class WorkflowInstance:
 
     def __init__(self, fn: Callable[..., Any], info: WorkflowInfo,
                  activities: Mapping[str, ActivityDefinition] | None = None) -> None:
-        from ._context import WorkflowContext
+        from .context import WorkflowContext
 
         self.info = info
         self.activities = activities or {}

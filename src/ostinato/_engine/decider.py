@@ -17,15 +17,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from . import _history as h
-from ._activity import ActivityContext, ActivityInfo, call_activity
-from ._definitions import ActivityOptions, App
-from ._errors import NonDeterminismError, PayloadTooLargeError, UnknownTypeError
-from ._replay import Decision, LocalOutcome, Replayer, info_from_started, replay_history
-from ._retry import backoff, should_retry
-from ._serde import check_payload, to_failure
-from ._store import AppendConflict, Head, StartConflict, Store, check_batch_size
-from ._transport import MAX_SQS_DELAY, Transport
+from .._aws.store import AppendConflict, Head, StartConflict, Store, check_batch_size
+from .._aws.transport import MAX_SQS_DELAY, Transport
+from .._core import history as h
+from .._core.activity import ActivityContext, ActivityInfo, call_activity
+from .._core.definitions import ActivityOptions, App
+from .._core.errors import NonDeterminismError, PayloadTooLargeError, UnknownTypeError
+from .._core.replay import Decision, LocalOutcome, Replayer, info_from_started, replay_history
+from .._core.retry import backoff, should_retry
+from .._core.serde import check_payload, to_failure
 
 log = logging.getLogger("ostinato.engine")
 

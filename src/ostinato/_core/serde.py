@@ -6,7 +6,7 @@ import json
 import traceback
 from typing import Any
 
-from ._errors import (
+from .errors import (
     ActivityError,
     ApplicationError,
     CallbackError,

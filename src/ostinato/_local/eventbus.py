@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ._template import resolver
+from .template import resolver
 
 if TYPE_CHECKING:
-    from ._definitions import App
-    from ._template import Stack
+    from .._core.definitions import App
+    from .template import Stack
 
 SOURCES_PARAMETER = "TriggerEventSources"
 ACCOUNT = "123456789012"
@@ -41,7 +41,7 @@ class LocalRule:
 
 def local_parameters(template: dict[str, Any], app: App) -> dict[str, list[str]]:
     """Parameter values for the local stack: the trigger sources the App needs."""
-    from ._triggers import trigger_sources
+    from .._client.triggers import trigger_sources
 
     param = template.get("Parameters", {}).get(SOURCES_PARAMETER)
     if param is None:

@@ -28,10 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _motolocal
-from ._emulator import QueuePoller, SchedulerEmulator, import_handler
-from ._eventfmt import summarize
-from ._template import QueueMapping, default_template_path, load_template
+from .._core.eventfmt import summarize
+from . import motoserver as _motolocal
+from .emulator import QueuePoller, SchedulerEmulator, import_handler
+from .template import QueueMapping, default_template_path, load_template
 
 DEFAULT_APP = "examples.order:app"
 DEFAULT_PORT = 8787
@@ -39,7 +39,7 @@ REGION = "us-east-1"
 #: Longest a poller sleeps when its queue is empty (it is woken earlier by any activity).
 IDLE_WAIT = 1.0
 SCHEDULER_TICK = 0.5
-API_HANDLER_FALLBACK = "ostinato._api.handler"
+API_HANDLER_FALLBACK = "ostinato._api.routes.handler"
 
 Echo = Callable[[str], None]
 
@@ -219,9 +219,12 @@ class DevStack:
     def start(self) -> None:
         import boto3
 
-        from . import _eventbus, _runtime, _template, _triggers
-        from ._definitions import load_app
-        from ._http_local import LocalHttpApi
+        from .. import _runtime
+        from .._client import triggers as _triggers
+        from .._core.definitions import load_app
+        from . import eventbus as _eventbus
+        from . import template as _template
+        from .http_api import LocalHttpApi
 
         template = load_template(self.template_path)
         self._api = LocalHttpApi(self._api_handler, self.host, self.port,

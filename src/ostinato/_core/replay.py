@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import _history as h
-from ._definitions import ActivityDefinition, WorkflowDefinition
-from ._errors import NonDeterminismError, UpdateRejectedError
-from ._instance import WorkflowInfo, WorkflowInstance
+from . import history as h
+from .definitions import ActivityDefinition, WorkflowDefinition
+from .errors import NonDeterminismError, UpdateRejectedError
+from .instance import WorkflowInfo, WorkflowInstance
 
 EventData = tuple[str, dict[str, Any]]
 

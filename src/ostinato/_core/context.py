@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._definitions import ActivityOptions, activity_definition, seconds, type_name
-from ._instance import ContinueAsNewRequest
+from .definitions import ActivityOptions, activity_definition, seconds, type_name
+from .instance import ContinueAsNewRequest
 
 if TYPE_CHECKING:
-    from ._instance import WorkflowInfo, WorkflowInstance
+    from .instance import WorkflowInfo, WorkflowInstance
 
 
 def callback_token(workflow_id: str, run_id: str, seq: int, secret: str) -> str:

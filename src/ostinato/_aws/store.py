@@ -30,9 +30,9 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from . import _history as h
-from ._errors import PayloadTooLargeError
-from ._serde import dumps, loads
+from .._core import history as h
+from .._core.errors import PayloadTooLargeError
+from .._core.serde import dumps, loads
 
 #: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
 ITEM_CHUNK = 300_000

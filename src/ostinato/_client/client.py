@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from . import _history as h
-from ._config import Settings
-from ._definitions import App, load_app, type_name
-from ._errors import (
+from .._aws.settings import Settings
+from .._aws.store import Head, StartConflict, Store
+from .._aws.transport import Transport
+from .._core import history as h
+from .._core.definitions import App, load_app, type_name
+from .._core.errors import (
     CallbackClosedError,
     CallbackNotFoundError,
     QueryRejectedError,
@@ -30,11 +32,9 @@ from ._errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
-from ._replay import replay_history
-from ._schedules import RateSpec, ScheduleDescription
-from ._serde import check_payload, from_failure, to_failure
-from ._store import Head, StartConflict, Store
-from ._transport import Transport
+from .._core.replay import replay_history
+from .._core.serde import check_payload, from_failure, to_failure
+from .schedules import RateSpec, ScheduleDescription
 
 T = TypeVar("T")
 
@@ -247,20 +247,20 @@ class Client:
         """Start `workflow(*args)` at every firing of `cron` ("0 3 * * ? *") or `rate`
         ("5 minutes"), each firing once, as `<name>-<fire time>`; `overlap="skip"` starts
         nothing while the previous run is RUNNING, "allow_all" starts every firing."""
-        from ._schedules import create_schedule
+        from .schedules import create_schedule
 
         return create_schedule(self, name, workflow, *args, cron=cron, rate=rate,
                                overlap=overlap, timezone=timezone)
 
     def list_schedules(self) -> list[ScheduleDescription]:
         """Every schedule, by name, with its next and last firing."""
-        from ._schedules import list_schedules
+        from .schedules import list_schedules
 
         return list_schedules(self)
 
     def delete_schedule(self, name: str) -> None:
         """Stop the schedule's firings (runs already started go on)."""
-        from ._schedules import delete_schedule
+        from .schedules import delete_schedule
 
         delete_schedule(self, name)
 

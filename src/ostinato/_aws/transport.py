@@ -17,8 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ._config import Settings
-from ._serde import dumps
+from .._core.serde import dumps
+from .settings import Settings
 
 MAX_SQS_DELAY = 900
 
