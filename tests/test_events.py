@@ -20,8 +20,8 @@ from functions.api.app import handler as api_handler
 from functions.timer.app import handler as timer_handler
 from functions.workflow_task.app import handler as workflow_handler
 
-from ostinato._aws.store import Head
-from ostinato._aws.transport import schedule_name
+from ostinato._core import keys, wire
+from ostinato._engine.ports import Head
 from ostinato._local.emulator import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -59,8 +59,9 @@ def env(make_env):
 
 def start_run(env: Any) -> None:
     """What the API did before the FIFO sample was sent: write the run's head."""
-    args = body(load("sqs_workflow_task.json"))
-    assert args == {"k": "start", "wid": "order-1", "rid": RUN_ID, "mk": f"s:{RUN_ID}"}
+    sample = body(load("sqs_workflow_task.json"))
+    assert wire.decode_message(sample) == wire.Start("order-1", RUN_ID, keys.start(RUN_ID))
+    assert wire.Start("order-1", RUN_ID, keys.start(RUN_ID)).encode() == sample  # one encoding
     env.runtime.store.create_head(Head("order-1", RUN_ID, "order", "RUNNING", T0,
                                        [["apple", "pear"]]))
     answer = workflow_handler(load("sqs_workflow_task.json"), ctx("WorkflowTaskFunction"))
@@ -99,9 +100,10 @@ def test_activity_sample_runs_reserve_and_reports_to_the_decider(env):
     answer = activity_handler(load("sqs_activity_task.json"), ctx("ActivityTaskFunction"))
 
     assert answer == {"batchItemFailures": []}
-    reports = [m for m in peek(env, env.settings.workflow_queue_url) if m["k"] == "activity"]
-    assert reports == [{"k": "activity", "wid": "order-1", "rid": RUN_ID, "seq": 1,
-                        "attempt": 1, "mk": f"a:{RUN_ID}:1", "result": "reserved apple"}]
+    reports = [wire.decode_message(m) for m in peek(env, env.settings.workflow_queue_url)
+               if m["k"] == wire.ActivityOutcome.KIND]
+    assert reports == [wire.ActivityOutcome("order-1", RUN_ID, keys.activity_result(RUN_ID, 1),
+                                            seq=1, attempt=1, result="reserved apple")]
 
 
 def test_timer_queue_sample_waits_until_due_then_wakes_the_decider(env):
@@ -130,7 +132,7 @@ def test_scheduler_sample_fires_the_one_hour_sleep(env):
     assert started == [{"seq": fired["msg"]["seq"], "duration": 3600.0,
                         "fire_at": fired["due"]}]
     # the Scheduler fires the schedule and deletes it (ActionAfterCompletion DELETE)
-    env.scheduler.delete_schedule(Name=schedule_name(fired["key"]),
+    env.scheduler.delete_schedule(Name=keys.timer_schedule(fired["key"]),
                                   GroupName=env.settings.schedule_group)
     env.clock.advance_to(fired["due"])
 

@@ -4,12 +4,14 @@ result, no duplicated or missing history event, no stuck workflow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
 import pytest
 
 import ostinato
+from ostinato._core import keys, wire
 from ostinato._local.faults import FaultInjector, exempt
 from ostinato.testing import WorkflowEnvironment
 from tests.apps import mixed
@@ -43,10 +45,10 @@ def approve_all(env, handles):
             except ostinato.QueryRejectedError:
                 env.sleep(60)  # the engine runs on, under the fault plan
         with exempt():  # an update (validated by the decider), a signal, a callback
-            env.client.transport.send_workflow_task({
-                "k": "update", "wid": handle.id, "rid": handle.current_run_id(),
-                "uid": f"bump-{handle.id}", "name": "bump", "args": [7],
-                "mk": f"u:bump-{handle.id}"})
+            uid = f"bump-{handle.id}"  # one id per workflow: a retried send is one update
+            env.client.transport.send_workflow_task(wire.Update(
+                handle.id, handle.current_run_id(), keys.update(uid), update_id=uid,
+                name="bump", args=[7]))
             handle.signal("poke", "hi")
             env.client.complete_callback(token, f"ok {handle.id}")
 
@@ -161,7 +163,8 @@ def take_workflow_tasks(env):
     """Receive the pending workflow-task messages by hand (as a decider's Lambda would)."""
     messages = env.sqs.receive_message(QueueUrl=env.settings.workflow_queue_url,
                                        MaxNumberOfMessages=10)["Messages"]
-    return messages, [json.loads(m["Body"]) for m in messages]
+    return messages, [wire.Delivery(wire.decode_message(json.loads(m["Body"])))
+                      for m in messages]
 
 
 def finish(env, handle, messages):
@@ -217,7 +220,10 @@ def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monke
         return original(run_id, batch)  # ...so ours now conflicts and must re-read
 
     monkeypatch.setattr(store, "append", append_after_rival)
-    env.engine.handle_workflow_messages(bodies)
+    # FIFO hands a group's messages to one decider at a time, so a rival holding the same
+    # messages got them first: ours is at least the second receive (and the rival may die
+    # before sending; our re-read must repair its outbox).
+    env.engine.handle_workflow_messages([dataclasses.replace(d, receives=2) for d in bodies])
     assert len(store.load_batches(handle.current_run_id())) == 1
     monkeypatch.setattr(store, "append", original)
     finish(env, handle, messages)

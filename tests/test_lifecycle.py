@@ -9,6 +9,7 @@ import pytest
 
 import ostinato
 from ostinato._core import history as h
+from ostinato._core import wire
 from ostinato._core.replay import check_document
 from tests.apps import versions
 from tests.conftest import assert_history_sound
@@ -151,8 +152,8 @@ def test_signal_addressed_to_a_run_that_just_continued_reaches_the_next_run(make
     env.drain()
     first = handle.current_run_id()
     for n, key in ((4, "x1"), (3, "x2")):  # both addressed to run 1, decided separately
-        env.client.transport.send_workflow_task({"k": "signal", "wid": "ent", "rid": first,
-                                                 "name": "add", "args": [n], "mk": key})
+        env.client.transport.send_workflow_task(wire.Signal("ent", first, key, name="add",
+                                                            args=[n]))
         env.drain()
     latest = env.client.get_workflow_handle("ent")
     assert latest.run_id is None and latest.describe().run_id != first

@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from ostinato._aws.store import ITEM_CHUNK, AppendConflict, Head, StartConflict, Store
+from ostinato._aws.store import ITEM_CHUNK, Store
 from ostinato._core import history as h
+from ostinato._core import wire
 from ostinato._core.serde import dumps
+from ostinato._engine.ports import AppendConflict, Head, StartConflict
 from ostinato._local import motoserver as _motolocal
 from tests.dynamodb_local import (  # noqa: F401 - the fixtures, found by pytest by name
     Backend,
@@ -90,9 +92,10 @@ def make_batch(number: int, writer: int, first_event_id: int = 1, blob: str = ""
     return h.Batch(
         number=number, first_event_id=first_event_id, time=100.0 + number + writer / 100,
         decided=writer % 2 == 0, events=events,
-        outbox=[{"op": "activity", "queue": "default",  # stored without args, read back with
-                 "msg": {"seq": number, "writer": writer, "args": [writer, number]}},
-                {"op": "timer", "writer": writer, "number": number}],
+        outbox=[wire.SendActivity(wire.ActivityTask(  # stored without args, read back with
+                    f"w{writer}", f"r{number}", number, "act", [writer, number],
+                    {"task_queue": "default"}, writer, 1.0)),
+                wire.CancelAt(f"timer-{writer}-{number}", scheduler=writer % 2 == 1)],
         consumed=[f"mk-{writer}-{number}"],
         state={"status": h.RUNNING, "writer": writer, "number": number})
 

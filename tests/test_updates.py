@@ -6,6 +6,7 @@ import pytest
 
 import ostinato
 from ostinato import activity, workflow
+from ostinato._core import keys, wire
 
 validated: list[str] = []
 
@@ -90,9 +91,8 @@ def test_decider_validates_again_against_the_latest_state(env):
     handle.update("add", "fig")
     before = len(handle.history())
     run = handle.current_run_id()
-    env.client.transport.send_workflow_task({
-        "k": "update", "wid": "c3", "rid": run, "uid": "u2", "name": "add",
-        "args": ["fig"], "mk": "u:u2"})
+    env.client.transport.send_workflow_task(wire.Update(
+        "c3", run, keys.update("u2"), update_id="u2", name="add", args=["fig"]))
     env.drain()
     assert env.runtime.store.update_outcome(run, "u2") == {
         "rejected": "fig is already in the cart"}
@@ -134,9 +134,8 @@ def test_update_running_when_the_workflow_closes_is_answered(make_env):
     handle = env.client.start_workflow("hasty", id="h1")
     env.drain()
     run = handle.current_run_id()
-    env.client.transport.send_workflow_task({"k": "update", "wid": "h1", "rid": run,
-                                             "uid": "u1", "name": "slow", "args": [1],
-                                             "mk": "u:u1"})
+    env.client.transport.send_workflow_task(wire.Update(
+        "h1", run, keys.update("u1"), update_id="u1", name="slow", args=[1]))
     handle.signal("go")
     assert handle.result() == "closed while an update was running"
     env.drain()

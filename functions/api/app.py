@@ -1,5 +1,5 @@
-"""Lambda entry point: see ostinato._api.routes.handler (the HTTP API)."""
+"""Lambda entry point: see ostinato.lambda_handlers.api (the HTTP API)."""
 
-from ostinato._api.routes import handler
+from ostinato.lambda_handlers import api as handler
 
 __all__ = ["handler"]

@@ -36,18 +36,20 @@ from ._core.history import Event
 from ._core.instance import WorkflowInfo
 
 if TYPE_CHECKING:
-    from ._client.client import Client, WorkflowDescription, WorkflowHandle
+    from ._client.handle import WorkflowDescription, WorkflowHandle
+    from ._runtime import Client
 
-_LAZY = {"Client", "WorkflowDescription", "WorkflowHandle"}
+_LAZY = {"Client": "_runtime", "WorkflowDescription": "_client.handle",
+         "WorkflowHandle": "_client.handle"}
 
 
 def __getattr__(name: str) -> Any:
     """The client pulls in boto3 and pynamodb: import it on first use, so the pure core
     (and `ostinato replay`) load without the AWS SDK."""
     if name in _LAZY:
-        from ._client import client as _client
+        import importlib
 
-        return getattr(_client, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'ostinato' has no attribute {name!r}")
 
 __all__ = [

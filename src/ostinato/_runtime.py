@@ -1,20 +1,52 @@
-"""One runtime per process (Lambda container): settings, app, store, transport, engine.
+"""The composition root: the one place that picks adapters and wires engine and client.
 
-Built lazily from the environment on first use, so importing a handler stays cheap; the test
-environment and `ostinato dev` install their own with `install()`.
+One runtime per process (Lambda container), built lazily from the environment on first use so
+importing a handler stays cheap; the test environment and `ostinato dev` install their own
+with `install()` (which returns the one it replaced, to restore later).
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ._aws.eventbus import EventBridgeBus
+from ._aws.scheduler import EventBridgeScheduler
 from ._aws.settings import Settings
-from ._aws.store import Store
-from ._aws.transport import Transport
-from ._client.client import Client
+from ._aws.store import Store as DynamoStore
+from ._aws.transport import SqsTransport
+from ._client import client as _client
 from ._core.definitions import App, load_app
-from ._engine.decider import Engine
+from ._engine import Engine
+from ._engine.ports import EventBus, Scheduler, Store, Transport
+
+
+class Client(_client.Client):
+    """Synchronous client of an ostinato stack (also what the HTTP API uses).
+
+    `Client(settings)` (or `Client.from_env()`) builds the AWS adapters for the stack the
+    settings name; any of `store`, `transport`, `scheduler`, `events` may be given instead.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, app: App | None = None,
+                 store: Store | None = None, transport: Transport | None = None,
+                 scheduler: Scheduler | None = None, events: EventBus | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings or Settings.from_env()
+        scheduler = scheduler or EventBridgeScheduler(self.settings)
+        super().__init__(
+            store=store or DynamoStore(self.settings.table_name, self.settings.region),
+            transport=transport or SqsTransport(self.settings, scheduler, clock=clock),
+            scheduler=scheduler, events=events or EventBridgeBus(self.settings.region),
+            app=app, clock=clock)
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """A client for the stack named by the OSTINATO_* environment variables."""
+        return cls(Settings.from_env())
 
 
 @dataclass
@@ -22,7 +54,7 @@ class Runtime:
     settings: Settings
     app: App
     store: Store
-    transport: Transport
+    transport: Any  # SqsTransport, or what the test environment swaps in
     engine: Engine
     client: Client
 
@@ -30,26 +62,31 @@ class Runtime:
 _current: Runtime | None = None
 
 
-def build(settings: Settings, app: App, clock: object = None, client_cls: type[Client] = Client
-          ) -> Runtime:
-    import time
-
+def build(settings: Settings, app: App, clock: Callable[[], float] | None = None,
+          client_cls: type[Client] = Client) -> Runtime:
     tick = clock or time.time
-    store = Store(settings.table_name, settings.region)
-    transport = Transport(settings, clock=tick)  # type: ignore[arg-type]
-    engine = Engine(app, store, transport, clock=tick)  # type: ignore[arg-type]
+    store = DynamoStore(settings.table_name, settings.region)
+    scheduler = EventBridgeScheduler(settings)
+    transport = SqsTransport(settings, scheduler, clock=tick)
+    engine = Engine(app, store, transport, clock=tick)
     client = client_cls(settings, app=app, store=store, transport=transport,
-                        clock=tick)  # type: ignore[arg-type]
+                        scheduler=scheduler, clock=tick)
     return Runtime(settings, app, store, transport, engine, client)
 
 
 def get() -> Runtime:
     global _current
     if _current is None:
-        _current = build(Settings.from_env(), load_app(os.environ["OSTINATO_APP"]))
+        spec = os.environ.get(_client.APP_ENV)
+        if not spec:
+            raise _client.NoAppError(f"{_client.APP_ENV} is not set: the handlers need "
+                                     "package.module:app to load the workflow code")
+        _current = build(Settings.from_env(), load_app(spec))
     return _current
 
 
-def install(runtime: Runtime | None) -> None:
+def install(runtime: Runtime | None) -> Runtime | None:
+    """Make `runtime` the process's runtime; returns the previous one."""
     global _current
-    _current = runtime
+    previous, _current = _current, runtime
+    return previous

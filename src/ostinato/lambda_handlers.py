@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from . import _runtime
-from ._engine.decider import RetryLater
+from ._core import wire
+from ._engine import RetryLater
 
 logger = Logger(service="ostinato")
 
@@ -37,25 +38,25 @@ class _GroupedDecider:
     """
 
     def __init__(self, event: dict[str, Any]) -> None:
-        self.groups: dict[str, list[dict[str, Any]]] = {}
+        self.groups: dict[str, list[wire.Delivery]] = {}
         self.receipts: dict[str, list[str]] = {}
         for raw in event.get("Records", []):
-            body = json.loads(raw["body"])
+            msg = wire.decode_message(json.loads(raw["body"]))
             attributes = raw.get("attributes", {})
-            body["_sent"] = int(attributes.get("SentTimestamp", 0)) / 1000
-            body["_receives"] = int(attributes.get("ApproximateReceiveCount", 1))
-            self.groups.setdefault(body["wid"], []).append(body)
-            self.receipts.setdefault(body["wid"], []).append(raw["receiptHandle"])
+            delivery = wire.Delivery(msg, int(attributes.get("SentTimestamp", 0)) / 1000,
+                                     int(attributes.get("ApproximateReceiveCount", 1)))
+            self.groups.setdefault(msg.workflow_id, []).append(delivery)
+            self.receipts.setdefault(msg.workflow_id, []).append(raw["receiptHandle"])
         self.outcome: dict[str, BaseException | None] = {}
 
     def __call__(self, record: SQSRecord) -> None:
-        wid = json.loads(record.body)["wid"]
+        wid = wire.decode_message(json.loads(record.body)).workflow_id
         if wid not in self.outcome:
-            msgs = self.groups[wid]
-            logger.append_keys(workflow_id=wid, run_id=msgs[0]["rid"])
+            deliveries = self.groups[wid]
+            logger.append_keys(workflow_id=wid, run_id=deliveries[0].message.run_id)
             runtime = _runtime.get()
             try:
-                runtime.engine.handle_workflow_messages(msgs, sent_at=msgs[0]["_sent"])
+                runtime.engine.handle_workflow_messages(deliveries)
                 self.outcome[wid] = None
             except RetryLater as exc:
                 logger.info(f"workflow task deferred: {exc}")
@@ -83,9 +84,9 @@ _activity_processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _activity_record(record: SQSRecord) -> None:
-    task = json.loads(record.body)
-    logger.append_keys(workflow_id=task["wid"], run_id=task["rid"],
-                       activity=f"{task['activity_type']}#{task['seq']}")
+    task = wire.ActivityTask.decode(json.loads(record.body))
+    logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
+                       activity=f"{task.activity_type}#{task.seq}")
     _runtime.get().engine.handle_activity_task(task, _receive_count(record))
 
 
@@ -101,7 +102,7 @@ _timer_processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _timer_record(record: SQSRecord) -> None:
-    _runtime.get().engine.handle_due(json.loads(record.body))
+    _runtime.get().engine.handle_due(wire.Due.decode(json.loads(record.body)))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -138,3 +139,19 @@ def events(event: dict[str, Any], context: Any) -> Any:
         return None
     return process_partial_response(event=event, record_handler=_trigger_record,
                                     processor=_trigger_processor, context=context)
+
+
+# -- the HTTP API (API Gateway HTTP API, payload format 2.0) ------------------------------------
+def __getattr__(name: str) -> Any:
+    """`api`, the HTTP API handler, is built on first import of it: its routes (pydantic,
+    the Powertools resolver) load at the api function's cold start, not the SQS handlers'."""
+    if name != "api":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from ._api import routes
+
+    def api(event: dict[str, Any], context: Any) -> Any:
+        """API Gateway HTTP API -> the routes of `_api.routes`, served by the runtime's client."""
+        return routes.handle(event, context, _runtime.get().client)
+
+    globals()["api"] = api
+    return api

@@ -27,14 +27,16 @@ from typing import Any
 
 from . import _runtime
 from ._aws.settings import Settings
-from ._client.client import Client
 from ._core.definitions import App, seconds
 from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
 from ._local.faults import exempt
 from ._local.template import default_template_path, load_template
+from ._runtime import Client
 
 __all__ = ["VirtualClock", "WorkflowEnvironment"]
 
+#: Set as on Lambda, where the function's environment names the trigger queue.
+TRIGGER_QUEUE_ENV = "OSTINATO_TRIGGER_QUEUE_ARN"
 #: How far virtual time may run ahead while waiting for one result, by default.
 DEFAULT_HORIZON = timedelta(days=400).total_seconds()
 
@@ -102,7 +104,6 @@ class WorkflowEnvironment:
         import boto3
         from moto import mock_aws
 
-        from ._client import schedules as _schedules
         from ._client import triggers as _triggers
         from ._local import eventbus as _eventbus
         from ._local import motoserver as _motolocal
@@ -126,17 +127,17 @@ class WorkflowEnvironment:
         self.rules = _eventbus.create_rules(template, self.stack, session, stack_name,
                                             _eventbus.local_parameters(template, self.app))
         self.settings = Settings.from_mapping(self.stack.environment)
-        queue_arn = self.stack.environment.get(_schedules.TRIGGER_QUEUE_ENV)
+        queue_arn = self.stack.environment.get(TRIGGER_QUEUE_ENV)
         if queue_arn:  # as on Lambda, where the function's environment names it
-            self._saved_env[_schedules.TRIGGER_QUEUE_ENV] = os.environ.get(
-                _schedules.TRIGGER_QUEUE_ENV)
-            os.environ[_schedules.TRIGGER_QUEUE_ENV] = queue_arn
+            self._saved_env[TRIGGER_QUEUE_ENV] = os.environ.get(
+                TRIGGER_QUEUE_ENV)
+            os.environ[TRIGGER_QUEUE_ENV] = queue_arn
         self.sqs = session.client("sqs")
         self.scheduler = session.client("scheduler")
         self.runtime = _runtime.build(self.settings, self.app, clock=self.clock,
                                       client_cls=_EnvClient)
         self.runtime.transport.sqs = self.sqs
-        self.runtime.transport._scheduler = self.scheduler
+        self.runtime.transport.scheduler._client = self.scheduler
         self.client: Client = self.runtime.client
         self.client.env = self  # type: ignore[attr-defined]
         _runtime.install(self.runtime)

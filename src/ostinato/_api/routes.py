@@ -21,9 +21,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import _runtime
 from .._client import schedules as _schedules
-from .._client import triggers as _triggers
+from .._client.client import Client
 from .._client.schedules import (
     SCHEDULE_NAME,
     InvalidScheduleError,
@@ -56,7 +55,7 @@ UPDATE_TIMEOUT = 25.0
 #: (ids are path segments) and no spaces.
 WORKFLOW_ID_PATTERN = r"^[!-.0-~]{1,128}$"
 
-Status = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
+Status = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",  # = h.Status
                  "CONTINUED_AS_NEW", "TIMED_OUT"]
 
 logger = Logger(service="ostinato")
@@ -284,8 +283,9 @@ def _no_route(_exc: Exception) -> Response:
 
 
 # -- routes -------------------------------------------------------------------------------
-def _client() -> Any:
-    return _runtime.get().client
+def _client() -> Client:
+    """The client of this invocation (handed to `handle` by the Lambda handler)."""
+    return app.context["client"]  # type: ignore[no-any-return]
 
 
 def _accepted() -> Response[ResultResponse]:
@@ -311,12 +311,10 @@ def list_workflows(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     next_token: Annotated[str | None, Query()] = None,
 ) -> Response[ListResponse]:
-    from .._client.client import WorkflowDescription
-
     start_key = _decode_token(next_token) if next_token else None
-    heads, last_key = _client().store.list_heads(status, workflow_type, limit, start_key)
-    heads.sort(key=lambda head: head.start_time, reverse=True)  # unfiltered: a scan page
-    workflows = [WorkflowDescription.from_head(head).to_dict() for head in heads]
+    page, last_key = _client().list_page(status, workflow_type, limit, start_key)
+    page.sort(key=lambda d: d.start_time or 0, reverse=True)  # type: ignore[arg-type,return-value]
+    workflows = [description.to_dict() for description in page]
     return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
 
 
@@ -335,7 +333,7 @@ def workflow_history(workflow_id: str,
     logger.append_keys(workflow_id=workflow_id)
     client = _client()
     rid = client.get_workflow_handle(workflow_id, run_id).current_run_id()
-    batches = client.store.load_batches(rid)
+    batches = client.history_batches(workflow_id, rid)
     if run_id is not None and not batches:
         raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
     return _json(200, to_document(workflow_id, rid, batches))
@@ -459,7 +457,7 @@ def delete_schedule(name: str) -> Response[str]:
           responses=_responses(200, PutEventsResponse, 400))
 def put_events(body: Annotated[PutEventsRequest, Body()]) -> Response[PutEventsResponse]:
     entries = [entry.model_dump(exclude_none=True) for entry in body.Entries]
-    answer = _triggers.put_events(entries, _runtime.get().settings.region)
+    answer = _client().put_events(entries)
     logger.info("events published", extra={"count": len(entries),
                                            "failed": answer["FailedEntryCount"]})
     return _json(200, answer)
@@ -518,14 +516,15 @@ def body_size(event: dict[str, Any]) -> int:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """API Gateway HTTP API (payload format 2.0) -> the routes above."""
+def handle(event: dict[str, Any], context: Any, client: Client) -> dict[str, Any]:
+    """API Gateway HTTP API (payload format 2.0) -> the routes above, served by `client`."""
     size = body_size(event)
     if size > MAX_BODY_BYTES:
         error = {"code": "payload_too_large", "message": f"request body is {size} bytes, "
                  f"over the limit of {MAX_BODY_BYTES} bytes"}
         return {"statusCode": 413, "headers": {"Content-Type": "application/json"},
                 "body": dumps({"error": error}), "isBase64Encoded": False}
+    app.append_context(client=client)
     return app.resolve(_as_json(event), context)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -25,35 +24,17 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from .._core import history as h
-from .._core.errors import PayloadTooLargeError
 from .._core.serde import dumps, loads
+from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
 
 #: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
 ITEM_CHUNK = 300_000
-#: A batch is written in one transaction: at most 100 items and 4 MB, so stay below that.
-MAX_BATCH_BYTES = 3_500_000
-
-
-class StoreError(Exception):
-    """Base of the storage adapter's typed errors."""
-
-
-class AppendConflict(StoreError):
-    """Another writer appended this batch number first: re-read and decide again."""
-
-
-class StartConflict(StoreError):
-    """The workflow id already has a RUNNING run."""
-
-    def __init__(self, head: Head | None) -> None:
-        super().__init__("workflow id already running")
-        self.head = head
 
 
 def _transaction_conflict(exc: Exception) -> bool:
@@ -78,18 +59,6 @@ def _chunks(text: str, size: int = ITEM_CHUNK) -> list[str]:
     return out or [""]
 
 
-def batch_body(batch: h.Batch) -> str:
-    """The JSON a batch is stored as (events, outbox without duplicate arguments, state)."""
-    return dumps({"events": batch.events, "outbox": _compact(batch.outbox), "state": batch.state})
-
-
-def check_batch_size(batch: h.Batch) -> None:
-    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`)."""
-    size = len(batch_body(batch).encode())
-    if size > MAX_BATCH_BYTES:
-        raise PayloadTooLargeError("one workflow task's history batch", size, MAX_BATCH_BYTES)
-
-
 def _conditional_failed(exc: Exception) -> bool:
     code = getattr(exc, "cause_response_code", None)
     if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
@@ -98,27 +67,6 @@ def _conditional_failed(exc: Exception) -> bool:
             return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
         return True
     return False
-
-
-@dataclass
-class Head:
-    """The current run of a workflow id, with what describe and list show."""
-
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: str
-    start_time: float
-    args: list[Any]
-    close_time: float | None = None
-    result: Any = None
-    failure: dict[str, Any] | None = None
-    custom_status: Any = None
-    batch: int = 0
-    task_failure: str | None = None
-    continued_from: str | None = None
-    deadline: float | None = None
-    parent: dict[str, Any] | None = None
 
 
 @functools.cache
@@ -194,22 +142,47 @@ def _batch_sk(number: int) -> str:
     return f"B#{number:010d}"
 
 
-def _compact(outbox: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Activity tasks without their arguments: the ActivityTaskScheduled event has them."""
-    return [{**e, "msg": {k: v for k, v in e["msg"].items() if k != "args"}}
-            if e["op"] == "activity" else e for e in outbox]
-
-
 def _to_batch(head: Any, body_json: str) -> h.Batch:
-    body = loads(body_json)
-    events = [tuple(e) for e in body["events"]]
-    args = {attrs["seq"]: attrs["args"] for etype, attrs in events
-            if etype == h.ACTIVITY_SCHEDULED}
-    outbox = [{**e, "msg": {**e["msg"], "args": args[e["msg"]["seq"]]}}
-              if e["op"] == "activity" else e for e in body["outbox"]]
-    return h.Batch(number=int(head.sk[2:12]), first_event_id=int(head.first), time=float(head.t),
-                   decided=bool(head.decided), events=events,  # type: ignore[arg-type]
-                   outbox=outbox, consumed=list(head.consumed or []), state=body["state"])
+    return h.decode_body(int(head.sk[2:12]), int(head.first), float(head.t), bool(head.decided),
+                         list(head.consumed or []), body_json)
+
+
+@functools.cache
+def _schedule_model(table_name: str, region: str) -> Any:
+    """The schedule item, bound to the workflow table (attribute names stay out of its indexes)."""
+
+    meta = type("Meta", (), {"table_name": table_name, "region": region})
+
+    class ScheduleItem(Model):
+        Meta = meta  # type: ignore[assignment]
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        wf_type = UnicodeAttribute()
+        args = UnicodeAttribute()
+        expression = UnicodeAttribute()
+        tz = UnicodeAttribute()
+        overlap = UnicodeAttribute()
+        created = NumberAttribute()
+        anchor = NumberAttribute(null=True)  # rate schedules count from here (StartDate)
+        last_fire = NumberAttribute(null=True)
+        last_wid = UnicodeAttribute(null=True)
+        fired = NumberAttribute(default=0)
+        skipped = NumberAttribute(default=0)
+
+    return ScheduleItem
+
+
+#: Schedule items: `SCHEDULES` / `S#<name>`.
+SCHEDULES = "SCHEDULES"
+
+
+def _to_schedule(item: Any) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=item.sk[2:], workflow_type=item.wf_type, args=loads(item.args),
+        expression=item.expression, timezone=item.tz, overlap=item.overlap,
+        created=float(item.created), anchor=None if item.anchor is None else float(item.anchor),
+        last_fire=None if item.last_fire is None else float(item.last_fire),
+        last_wid=item.last_wid, fired=int(item.fired or 0), skipped=int(item.skipped or 0))
 
 
 class Store:
@@ -217,6 +190,7 @@ class Store:
 
     def __init__(self, table_name: str, region: str = "us-east-1") -> None:
         self._head, self._batch, self._heartbeat, self._claim = _models(table_name, region)
+        self._schedule = _schedule_model(table_name, region)
         self.table_name = table_name
 
     # -- heads --------------------------------------------------------------------------
@@ -344,8 +318,8 @@ class Store:
         written in one transaction, each part conditional too.
         """
         B = self._batch
-        check_batch_size(batch)
-        chunks = _chunks(batch_body(batch))
+        h.check_batch_size(batch)
+        chunks = _chunks(h.encode_body(batch))
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
                    t=batch.time, decided=batch.decided, body=chunk, parts=len(chunks),
@@ -423,3 +397,58 @@ class Store:
         except self._heartbeat.DoesNotExist:
             return None
         return loads(item.details)
+
+    # -- schedule items -------------------------------------------------------------------
+    def create_schedule(self, record: ScheduleRecord) -> None:
+        """Write a new schedule item; `ScheduleConflict` if the name is taken."""
+        S = self._schedule
+        item = S(SCHEDULES, f"S#{record.name}", wf_type=record.workflow_type,
+                 args=dumps(record.args), expression=record.expression, tz=record.timezone,
+                 overlap=record.overlap, created=record.created, anchor=record.anchor,
+                 fired=0, skipped=0)
+        try:
+            item.save(condition=S.pk.does_not_exist())
+        except PutError as exc:
+            if _conditional_failed(exc):
+                raise ScheduleConflict(record.name) from None
+            raise
+
+    def get_schedule(self, name: str) -> ScheduleRecord | None:
+        try:
+            item = self._schedule.get(SCHEDULES, f"S#{name}", consistent_read=True)
+        except self._schedule.DoesNotExist:
+            return None
+        return _to_schedule(item)
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        S = self._schedule
+        return [_to_schedule(item) for item in
+                S.query(SCHEDULES, S.sk.startswith("S#"), consistent_read=True)]
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete the item; False if there was none."""
+        S = self._schedule
+        try:
+            S(SCHEDULES, f"S#{name}").delete(condition=S.pk.exists())
+        except DeleteError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def claim_firing(self, name: str, fire_time: float, expected: float | None, wid: str,
+                     skipped: bool) -> None:
+        """Move the last firing from `expected` to `fire_time`, unless another delivery moved
+        it first (`ScheduleConflict`)."""
+        S = self._schedule
+        counter = S.skipped if skipped else S.fired
+        unchanged = (S.last_fire.does_not_exist() if expected is None
+                     else S.last_fire == expected)
+        try:
+            S(SCHEDULES, f"S#{name}").update(
+                actions=[S.last_fire.set(fire_time), S.last_wid.set(wid), counter.add(1)],
+                condition=S.pk.exists() & unchanged)
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                raise ScheduleConflict(name) from None
+            raise

@@ -18,12 +18,14 @@ from typing import Any, NoReturn
 
 import click
 
+from .._core.history import Status
 from .apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
 
 #: How long `workflow result` waits for a workflow that does not exist yet (a trigger's).
 NOT_STARTED_GRACE = 5.0
-STATUS_STYLES = {"RUNNING": "cyan", "COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow",
-                 "TERMINATED": "magenta", "TIMED_OUT": "red", "CONTINUED_AS_NEW": "blue"}
+STATUS_STYLES = {Status.RUNNING: "cyan", Status.COMPLETED: "green", Status.FAILED: "red",
+                 Status.CANCELLED: "yellow", Status.TERMINATED: "magenta",
+                 Status.TIMED_OUT: "red", Status.CONTINUED_AS_NEW: "blue"}
 
 
 class CliError(click.ClickException):
@@ -281,7 +283,7 @@ def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool)
                 _fail(str(exc))
             time.sleep(pause)
             continue
-        if answer["status"] != "RUNNING":
+        if answer["status"] != Status.RUNNING:
             break
         if deadline is not None and time.monotonic() >= deadline:
             _fail(f"workflow {workflow_id!r} still running after {timeout:g}s")
@@ -289,9 +291,9 @@ def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool)
         pause = min(pause * 1.5, 2.0)
     if as_json:
         _print_json(answer)
-    elif answer["status"] == "COMPLETED":
+    elif answer["status"] == Status.COMPLETED:
         _print_json(answer["result"])
-    if answer["status"] != "COMPLETED":
+    if answer["status"] != Status.COMPLETED:
         error = answer.get("error") or {}
         kind = f"{error['type']}: " if error.get("type") else ""
         detail = f": {kind}{error.get('message', '')}" if error else ""
@@ -299,7 +301,7 @@ def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool)
 
 
 @workflow.command(name="list")
-@click.option("--status", type=click.Choice(sorted(STATUS_STYLES)), help="Only this status.")
+@click.option("--status", type=click.Choice([str(s) for s in Status]), help="Only this status.")
 @click.option("--type", "workflow_type", help="Only this workflow type.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @_api_options

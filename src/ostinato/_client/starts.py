@@ -12,13 +12,31 @@ the run lets one win and hands the other the winner's run; `id_reuse_policy=
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from .._core.errors import WorkflowAlreadyStartedError
+from .._engine.ports import Scheduler, Store
 
-if TYPE_CHECKING:
-    from .client import Client
+
+class Started(Protocol):
+    run_id: str | None
+
+
+class Starter(Protocol):
+    """What schedules and triggers need of a client: its ports, and a way to start."""
+
+    store: Store
+    scheduler: Scheduler
+    clock: Callable[[], float]
+
+    def check_workflow_type(self, workflow_type: str) -> None:
+        """Raise `UnknownTypeError` unless the type is registered (when an App is known)."""
+
+    def start_workflow(self, workflow: Any, *args: Any, id: str | None = None,
+                       id_conflict_policy: str = "fail",
+                       id_reuse_policy: str = "allow_duplicate") -> Started: ...
 
 Action = Literal["started", "duplicate", "skipped", "dropped"]
 
@@ -39,7 +57,7 @@ class Outcome:
         return f"{self.action}{target}{run}{why}"
 
 
-def start_once(client: Client, workflow_type: str, workflow_id: str, args: list[Any],
+def start_once(client: Starter, workflow_type: str, workflow_id: str, args: list[Any],
                fresh: bool = False) -> Outcome:
     """Start `workflow_type(*args)` as `workflow_id` unless that id has ever had a run.
 

@@ -16,7 +16,6 @@ same queue; the `events` function hands each message to `handle_message`:
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -24,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.definitions import type_name
 from .._core.errors import OstinatoError
-from .starts import Outcome, start_once
+from . import schedules
+from .starts import Outcome, Starter, start_once
 
 if TYPE_CHECKING:
     from .._core.definitions import App
-    from .client import Client
 
 log = logging.getLogger("ostinato.triggers")
 
@@ -105,7 +104,7 @@ class EventTrigger:
             raise TypeError(f"args function returned {type(args).__name__}, not a list")
         return list(args)
 
-    def start(self, client: Client, event: Event) -> Outcome:
+    def start(self, client: Starter, event: Event) -> Outcome:
         """Start this trigger's workflow for `event`, once."""
         try:
             wid = self.workflow_id(event)
@@ -143,7 +142,7 @@ def describe_event(event: Event) -> str:
             f"{event.get('detail-type')!r})")
 
 
-def handle_event(client: Client, triggers: Iterable[EventTrigger], event: Event
+def handle_event(client: Starter, triggers: Iterable[EventTrigger], event: Event
                  ) -> list[Outcome]:
     """Start the workflow of every trigger `event` matches (see the module docstring)."""
     matched = [t for t in triggers if t.matches(event)]
@@ -154,7 +153,7 @@ def handle_event(client: Client, triggers: Iterable[EventTrigger], event: Event
     failures: list[Exception] = []
     for trigger in matched:
         try:
-            client.app.workflow(trigger.workflow_type)
+            client.check_workflow_type(trigger.workflow_type)
             outcomes.append(trigger.start(client, event))
         except Exception as exc:  # the other triggers still run; the message is retried
             log.error("%s: %s", describe_event(event), exc)
@@ -167,14 +166,12 @@ def handle_event(client: Client, triggers: Iterable[EventTrigger], event: Event
     return outcomes
 
 
-def handle_message(client: Client, triggers: Iterable[EventTrigger], body: Any
+def handle_message(client: Starter, triggers: Iterable[EventTrigger], body: Any
                    ) -> list[Outcome]:
     """One message of the trigger queue: a schedule firing or an EventBridge event."""
-    from . import schedules as _schedules
-
     match body:
         case {"ostinato": "schedule", "schedule": str(name), "scheduled_time": str(at)}:
-            outcome = _schedules.handle_firing(client, name, at)
+            outcome = schedules.handle_firing(client, name, at)
             log.info("schedule %s firing at %s: %s", name, at, outcome)
             return [outcome]
         case {"source": str(), "detail-type": str()}:
@@ -182,28 +179,3 @@ def handle_message(client: Client, triggers: Iterable[EventTrigger], body: Any
     log.warning("dropped a trigger-queue message that is neither an EventBridge event nor a "
                 "schedule firing: %.200s", body)
     return [Outcome("dropped", reason="unrecognised message")]
-
-
-# -- publishing (the API's POST /events, the CLI's `event put`) --------------------------------
-@functools.cache
-def _events_client(region: str) -> Any:
-    import boto3
-
-    return boto3.client("events", region_name=region)
-
-
-def put_events(entries: list[dict[str, Any]], region: str, events_client: Any = None
-               ) -> dict[str, Any]:
-    """EventBridge PutEvents; a `Detail` given as an object is sent as its JSON."""
-    from .._core.serde import dumps
-
-    request = []
-    for entry in entries:
-        entry = {k: v for k, v in entry.items() if v is not None}
-        if not isinstance(entry.get("Detail"), str):
-            entry["Detail"] = dumps(entry.get("Detail", {}))
-        request.append(entry)
-    answer = (events_client or _events_client(region)).put_events(Entries=request)
-    return {"FailedEntryCount": int(answer.get("FailedEntryCount", 0)),
-            "Entries": answer.get("Entries", [])}
-

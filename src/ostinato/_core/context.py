@@ -16,10 +16,17 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .definitions import ActivityOptions, activity_definition, seconds, type_name
-from .instance import ContinueAsNewRequest
 
 if TYPE_CHECKING:
     from .instance import WorkflowInfo, WorkflowInstance
+
+
+class ContinueAsNewRequest(BaseException):
+    """Raised by `ctx.continue_as_new`; a BaseException so `except Exception` cannot eat it."""
+
+    def __init__(self, args: list[Any]) -> None:
+        super().__init__("continue as new")
+        self.args_list = args
 
 
 def callback_token(workflow_id: str, run_id: str, seq: int, secret: str) -> str:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
+
+from . import wire
+from .errors import PayloadTooLargeError
+from .serde import dumps, loads
 
 # Inbound events: facts from the outside world, applied to the workflow before its code runs.
 STARTED = "WorkflowExecutionStarted"
@@ -47,13 +52,26 @@ INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIME
                      TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT,
                      CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT,
                      UPDATE_ACCEPTED, CHILD_COMPLETED, CHILD_FAILED})
-CLOSING = {COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED",
-           TERMINATED: "TERMINATED", TIMED_OUT: "TIMED_OUT",
-           CONTINUED_AS_NEW: "CONTINUED_AS_NEW"}
 
-RUNNING = "RUNNING"
-STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",
-            "CONTINUED_AS_NEW", "TIMED_OUT")
+
+class Status(StrEnum):
+    """A run's status, as describe and list show it (equal to its plain string)."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TERMINATED = "TERMINATED"
+    CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
+    TIMED_OUT = "TIMED_OUT"
+
+
+#: The closing event of each status other than RUNNING.
+CLOSING = {COMPLETED: Status.COMPLETED, FAILED: Status.FAILED, CANCELLED: Status.CANCELLED,
+           TERMINATED: Status.TERMINATED, TIMED_OUT: Status.TIMED_OUT,
+           CONTINUED_AS_NEW: Status.CONTINUED_AS_NEW}
+
+RUNNING = Status.RUNNING
 
 
 @dataclass(frozen=True)
@@ -79,7 +97,7 @@ class Batch:
     time: float
     decided: bool
     events: list[tuple[str, dict[str, Any]]]
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[wire.Outbox] = field(default_factory=list)
     consumed: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
 
@@ -93,8 +111,40 @@ class Batch:
                 for i, (etype, attrs) in enumerate(self.events)]
 
 
-def flatten(batches: list[Batch]) -> list[Event]:
-    return [event for batch in batches for event in batch.to_events()]
+#: A batch is written in one transaction: at most 100 items and 4 MB, so stay below that.
+MAX_BATCH_BYTES = 3_500_000
+
+
+def encode_body(batch: Batch) -> str:
+    """The JSON a batch is stored as: events, outbox (activity tasks without the arguments
+    their ActivityTaskScheduled event already holds) and state."""
+    outbox = []
+    for entry in batch.outbox:
+        encoded = entry.encode()
+        if isinstance(entry, wire.SendActivity):
+            encoded["msg"].pop("args")
+        outbox.append(encoded)
+    return dumps({"events": batch.events, "outbox": outbox, "state": batch.state})
+
+
+def decode_body(number: int, first_event_id: int, time: float, decided: bool,
+                consumed: list[str], body_json: str) -> Batch:
+    """The batch `encode_body` wrote."""
+    body = loads(body_json)
+    events = [(etype, attrs) for etype, attrs in body["events"]]
+    args = {attrs["seq"]: attrs["args"] for etype, attrs in events
+            if etype == ACTIVITY_SCHEDULED}
+    outbox = [wire.decode_outbox({**e, "msg": {**e["msg"], "args": args[e["msg"]["seq"]]}}
+                                 if e["op"] == "activity" else e) for e in body["outbox"]]
+    return Batch(number, first_event_id, time, decided, events, outbox, consumed,
+                 body["state"])
+
+
+def check_batch_size(batch: Batch) -> None:
+    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`)."""
+    size = len(encode_body(batch).encode())
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLargeError("one workflow task's history batch", size, MAX_BATCH_BYTES)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -251,9 +301,6 @@ class ContinueAsNew(Command):
     def event(self) -> tuple[str, dict[str, Any]]:
         return CONTINUED_AS_NEW, {"seq": self.seq, "args": self.args,
                                   "new_run_id": self.new_run_id}
-
-
-CLOSING_COMMANDS = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 # --- the portable history document (HTTP history, `ostinato replay`) ------------------------

@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import random
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import history as h
+from . import keys
+from .context import ContinueAsNewRequest, WorkflowContext
 from .definitions import ActivityDefinition
 from .errors import (
     ActivityError,
@@ -30,14 +31,6 @@ from .errors import (
 )
 from .loop import DurableTimerHandle, WorkflowLoop
 from .serde import from_failure, to_failure
-
-
-class ContinueAsNewRequest(BaseException):
-    """Raised by `ctx.continue_as_new`; a BaseException so `except Exception` cannot eat it."""
-
-    def __init__(self, args: list[Any]) -> None:
-        super().__init__("continue as new")
-        self.args_list = args
 
 
 @dataclass(frozen=True)
@@ -58,8 +51,6 @@ class WorkflowInstance:
 
     def __init__(self, fn: Callable[..., Any], info: WorkflowInfo,
                  activities: Mapping[str, ActivityDefinition] | None = None) -> None:
-        from .context import WorkflowContext
-
         self.info = info
         self.activities = activities or {}
         self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)  # type: ignore[abstract]
@@ -129,7 +120,7 @@ class WorkflowInstance:
             raise ValueError(f"parent_close_policy must be one of {h.PARENT_CLOSE_POLICIES}")
         seq = self.next_seq()
         child_id = workflow_id or f"{self.info.workflow_id}-child-{seq}"
-        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"ostinato:{self.info.run_id}:child:{seq}").hex
+        run_id = keys.child_run_id(self.info.run_id, seq)
         future = self.loop.create_future()
         self._children[seq] = future
 
@@ -150,7 +141,7 @@ class WorkflowInstance:
             future.set_result(attrs.get("result"))
             return
         cause = from_failure(attrs["failure"]) if attrs.get("failure") else None
-        status = attrs.get("status", "FAILED")
+        status = attrs.get("status", h.Status.FAILED)
         future.set_exception(ChildWorkflowError(
             f"child workflow {attrs.get('workflow_id', attrs['seq'])} {status.lower()}"
             + (f": {cause}" if cause else ""), cause))
@@ -372,7 +363,7 @@ class WorkflowInstance:
             return
         error = self._main.exception()
         if isinstance(error, ContinueAsNewRequest):
-            new_run = uuid.uuid5(uuid.NAMESPACE_URL, f"ostinato:{self.info.run_id}:continue").hex
+            new_run = keys.continued_run_id(self.info.run_id)
             self._close(h.ContinueAsNew(self.next_seq(), error.args_list, new_run))
         elif isinstance(error, asyncio.CancelledError) and self.cancel_requested:
             self._close(h.CancelWorkflow(self.next_seq()))

@@ -218,16 +218,16 @@ class Replayer:
         decision = Decision(events, commands, h.RUNNING, inst.custom_status,
                             local_retries=retries)
         if inst.terminated:
-            decision.status = "TERMINATED"
+            decision.status = h.Status.TERMINATED
         match inst.closed:
             case h.CompleteWorkflow(result=result):
-                decision.status, decision.result = "COMPLETED", result
+                decision.status, decision.result = h.Status.COMPLETED, result
             case h.FailWorkflow(failure=failure):
-                decision.status, decision.failure = "FAILED", failure
+                decision.status, decision.failure = h.Status.FAILED, failure
             case h.CancelWorkflow():
-                decision.status = "CANCELLED"
+                decision.status = h.Status.CANCELLED
             case h.ContinueAsNew(new_run_id=new_run_id):
-                decision.status, decision.new_run_id = "CONTINUED_AS_NEW", new_run_id
+                decision.status, decision.new_run_id = h.Status.CONTINUED_AS_NEW, new_run_id
         return decision
 
     # -- queries ------------------------------------------------------------------------

@@ -39,7 +39,7 @@ REGION = "us-east-1"
 #: Longest a poller sleeps when its queue is empty (it is woken earlier by any activity).
 IDLE_WAIT = 1.0
 SCHEDULER_TICK = 0.5
-API_HANDLER_FALLBACK = "ostinato._api.routes.handler"
+API_HANDLER_FALLBACK = "ostinato.lambda_handlers.api"
 
 Echo = Callable[[str], None]
 

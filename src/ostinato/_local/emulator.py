@@ -14,7 +14,6 @@ Shared by `ostinato.testing` (virtual clock) and `ostinato dev` (real clock).
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .faults import exempt, handler_scope
-from .template import QueueMapping
+from .template import ACCOUNT, QueueMapping
 
 
 @dataclass
@@ -73,7 +72,7 @@ class QueuePoller:
         self.region = region
         self.on_error = on_error
         name = mapping.queue_url.rsplit("/", 1)[-1]
-        self.queue_arn = f"arn:aws:sqs:{region}:123456789012:{name}"
+        self.queue_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
         self.invocations = 0
 
     def poll(self) -> int:
@@ -278,6 +277,3 @@ class SchedulerEmulator:
         state.next_at = next_at
         return fired
 
-
-def summarize(event: dict[str, Any]) -> str:
-    return json.dumps(event)[:200]

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .template import resolver
+from .template import ACCOUNT, resolver
 
 if TYPE_CHECKING:
     from .._core.definitions import App
     from .template import Stack
 
 SOURCES_PARAMETER = "TriggerEventSources"
-ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .emulator import LambdaContext
+from .template import ACCOUNT
 
 #: API Gateway refuses larger request payloads before any Lambda runs.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -46,7 +47,7 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes,
         "version": "2.0", "routeKey": "$default", "rawPath": path,
         "rawQueryString": url.query, "headers": lowered,
         "requestContext": {
-            "accountId": "123456789012", "apiId": "local", "domainName": host,
+            "accountId": ACCOUNT, "apiId": "local", "domainName": host,
             "domainPrefix": host.split(".")[0],
             "http": {"method": method.upper(), "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": source_ip, "userAgent": lowered.get("user-agent", "")},

@@ -61,7 +61,6 @@ class SqsClock:
 
 def next_sqs_due(now: float) -> float | None:
     """The earliest future time at which a delayed or in-flight message becomes receivable."""
-    from moto.core import DEFAULT_ACCOUNT_ID
     from moto.sqs.models import sqs_backends
 
     earliest: float | None = None
@@ -73,5 +72,4 @@ def next_sqs_due(now: float) -> float | None:
                         t = max(message.delayed_until, message.visible_at) / 1000
                         if t > now and (earliest is None or t < earliest):
                             earliest = t
-    _ = DEFAULT_ACCOUNT_ID
     return earliest

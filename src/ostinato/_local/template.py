@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+#: The account id of every local stack (moto's default account), defined here only.
 ACCOUNT = "123456789012"
 
 

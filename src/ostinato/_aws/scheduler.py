@@ -1,0 +1,77 @@
+"""EventBridge Scheduler: one-time `at()` deliveries to the timer queue, recurring schedules
+whose firings go to the trigger queue. Both live in the stack's schedule group."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from .settings import Settings
+
+
+class EventBridgeScheduler:
+    """The `Scheduler` port on EventBridge Scheduler (boto3 client built on first use)."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("scheduler", region_name=self.settings.region)
+        return self._client
+
+    def create_at(self, name: str, at: float, body: str) -> None:
+        when = datetime.fromtimestamp(math.ceil(at), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            self.client.create_schedule(
+                Name=name, GroupName=self.settings.schedule_group,
+                ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
+                Target={"Arn": self.settings.timer_queue_arn,
+                        "RoleArn": self.settings.scheduler_role_arn, "Input": body})
+        except self.client.exceptions.ConflictException:
+            pass  # created by an earlier attempt of this same delivery
+
+    def delete_at(self, name: str) -> None:
+        try:
+            self.client.delete_schedule(Name=name, GroupName=self.settings.schedule_group)
+        except self.client.exceptions.ResourceNotFoundException:
+            pass
+
+    def put_recurring(self, name: str, expression: str, timezone: str, start: float | None,
+                      body: str, description: str) -> None:
+        """Create the schedule, or overwrite one a half-finished delete left behind.
+
+        Raises `ValueError` with Scheduler's reason when it refuses the expression.
+        """
+        arn = self.settings.trigger_queue_arn
+        if not arn:
+            raise RuntimeError("OSTINATO_TRIGGER_QUEUE_ARN is not set: schedules need the "
+                               "trigger queue of template.yaml (TriggerQueue)")
+        request: dict[str, Any] = {
+            "Name": name, "GroupName": self.settings.schedule_group,
+            "ScheduleExpression": expression, "ScheduleExpressionTimezone": timezone,
+            "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED",
+            "Description": description[:512],
+            "Target": {"Arn": arn, "RoleArn": self.settings.scheduler_role_arn, "Input": body}}
+        if start is not None:
+            request["StartDate"] = datetime.fromtimestamp(start, UTC)
+        client = self.client
+        try:
+            client.create_schedule(**request)
+        except client.exceptions.ConflictException:
+            client.update_schedule(**request)
+        except client.exceptions.ValidationException as exc:
+            raise ValueError(f"EventBridge Scheduler refused the schedule: {exc}") from None
+
+    def delete_recurring(self, name: str) -> bool:
+        try:
+            self.client.delete_schedule(Name=name, GroupName=self.settings.schedule_group)
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+        return True

@@ -1,0 +1,123 @@
+"""Activities: one attempt per task-queue message, and local activities run in the decider.
+
+An attempt's outcome is reported to the decider as a workflow-task message (recorded exactly
+once there); a retryable failure schedules the next attempt as a new delayed message instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._core import keys, wire
+from .._core.activity import ActivityContext, ActivityInfo, call_activity
+from .._core.definitions import ActivityOptions, App
+from .._core.errors import PayloadTooLargeError, UnknownTypeError
+from .._core.history import RunLocalActivity
+from .._core.replay import LocalOutcome
+from .._core.retry import backoff, should_retry
+from .._core.serde import check_payload, to_failure
+from .ports import Store, Transport
+
+
+def failure_of(exc: BaseException, attempt: int) -> dict[str, Any]:
+    failure = to_failure(exc)
+    failure["attempt"] = attempt
+    return failure
+
+
+class ActivityWorker:
+    """Runs activity attempts delivered by an activity queue."""
+
+    def __init__(self, app: App, store: Store, transport: Transport,
+                 clock: Callable[[], float]) -> None:
+        self.app = app
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+
+    def handle(self, task: wire.ActivityTask, receive_count: int = 1) -> None:
+        """Run one activity attempt; report the outcome or schedule the next attempt."""
+        options = ActivityOptions.from_dict(task.options)
+        attempt = task.attempt
+        now = self.clock()
+        deadline = (task.scheduled_at + options.schedule_to_close_timeout
+                    if options.schedule_to_close_timeout is not None else None)
+        rid, seq = task.run_id, task.seq
+        info = ActivityInfo(task.workflow_id, rid, seq, task.activity_type, attempt,
+                            options.task_queue, task.scheduled_at, options.heartbeat_timeout)
+        ctx = ActivityContext(info, None,
+                              save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
+        try:
+            if receive_count > 1:
+                # The worker that received this before died or overran: that attempt failed
+                # with a timeout. Retrying it as a new message (below) keeps a worker that
+                # keeps dying on the retry policy instead of walking the message to the DLQ.
+                raise TimeoutError(f"attempt {attempt} did not finish: its worker died or "
+                                   "ran past the Lambda timeout")
+            if attempt > 1:
+                ctx.heartbeat_details = self.store.load_heartbeat(rid, seq)
+            definition = self.app.activity(task.activity_type)
+            timeout = options.start_to_close_timeout
+            if deadline is not None:
+                remaining = deadline - now
+                if remaining <= 0:
+                    raise TimeoutError("activity exceeded its schedule_to_close_timeout")
+                timeout = remaining if timeout is None else min(timeout, remaining)
+            result = call_activity(definition.fn, task.args, ctx, timeout,
+                                   options.heartbeat_timeout)
+            check_payload(f"result of activity {task.activity_type!r}", result)
+        except Exception as exc:
+            ctx.flush()
+            failure = failure_of(exc, attempt)
+            retry_at = self.clock() + backoff(options.retry, attempt)
+            retryable = (not isinstance(exc, UnknownTypeError | PayloadTooLargeError)
+                         and should_retry(options.retry, attempt, failure)
+                         and (deadline is None or retry_at < deadline))
+            if retryable:
+                self.transport.deliver_at(retry_at, wire.Envelope(task.next_attempt()),
+                                          keys.activity_retry(rid, seq, attempt + 1))
+                return
+            self._report(task, failure=failure, timed_out=isinstance(exc, TimeoutError))
+            return
+        self._report(task, result=result)
+
+    def _report(self, task: wire.ActivityTask, result: Any = None,
+                failure: dict[str, Any] | None = None, timed_out: bool = False) -> None:
+        key = keys.activity_result(task.run_id, task.seq)
+        if failure is None:
+            msg = wire.ActivityOutcome(task.workflow_id, task.run_id, key, seq=task.seq,
+                                       attempt=task.attempt, result=result)
+        else:
+            msg = wire.ActivityOutcome(task.workflow_id, task.run_id, key, seq=task.seq,
+                                       attempt=task.attempt, failure=failure,
+                                       timed_out=timed_out)
+        self.transport.send_workflow_task(msg)
+
+
+class LocalActivities:
+    """Runs local-activity attempts inline in the decider's invocation."""
+
+    def __init__(self, app: App, clock: Callable[[], float]) -> None:
+        self.app = app
+        self.clock = clock
+
+    def run(self, cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
+        """Run one attempt; failures retry per its policy."""
+        options = ActivityOptions.from_dict(cmd.options)
+        now = self.clock()
+        try:
+            definition = self.app.activity(cmd.activity_type)
+            info = ActivityInfo("", "", cmd.seq, cmd.activity_type, attempt,
+                                options.task_queue, now, None, local=True)
+            ctx = ActivityContext(info, None)
+            result = call_activity(definition.fn, cmd.args, ctx,
+                                   options.start_to_close_timeout, None)
+            check_payload(f"result of local activity {cmd.activity_type!r}", result)
+            return LocalOutcome(attempt, result=result)
+        except Exception as exc:
+            failure = failure_of(exc, attempt)
+            if not isinstance(exc, UnknownTypeError) and should_retry(options.retry, attempt,
+                                                                     failure):
+                return LocalOutcome(attempt, retry_at=now + backoff(options.retry, attempt))
+            return LocalOutcome(attempt, failure=failure)

@@ -1,0 +1,154 @@
+"""The ports: what the engine and the client need from storage, delivery and scheduling.
+
+Protocols, so the AWS adapters (`_aws`) and the in-memory backend (`_local`) implement them
+without inheriting anything; the engine, the client, schedules and triggers see only these.
+Records that cross a port (`Head`, `ScheduleRecord`) and the typed conflicts a port raises
+live here too, so neither side imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._core import history as h
+from .._core import wire
+
+
+# -- records ----------------------------------------------------------------------------------
+@dataclass
+class Head:
+    """The current run of a workflow id, with what describe and list show."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    start_time: float
+    args: list[Any]
+    close_time: float | None = None
+    result: Any = None
+    failure: dict[str, Any] | None = None
+    custom_status: Any = None
+    batch: int = 0
+    task_failure: str | None = None
+    continued_from: str | None = None
+    deadline: float | None = None
+    parent: dict[str, Any] | None = None
+
+
+@dataclass
+class ScheduleRecord:
+    """A recurring schedule's definition and what its firings did so far."""
+
+    name: str
+    workflow_type: str
+    args: list[Any]
+    expression: str
+    timezone: str
+    overlap: str
+    created: float
+    anchor: float | None = None  # rate schedules count from here (Scheduler's StartDate)
+    last_fire: float | None = None
+    last_wid: str | None = None
+    fired: int = 0
+    skipped: int = 0
+
+
+# -- typed conflicts ----------------------------------------------------------------------------
+class StoreError(Exception):
+    """Base of the storage port's typed errors."""
+
+
+class AppendConflict(StoreError):
+    """Another writer appended this batch number first: re-read and decide again."""
+
+
+class StartConflict(StoreError):
+    """The workflow id already has a RUNNING run (or any run, with `only_new`)."""
+
+    def __init__(self, head: Head | None) -> None:
+        super().__init__("workflow id already running")
+        self.head = head
+
+
+class ScheduleConflict(StoreError):
+    """A schedule item was not in the state the conditional write expected."""
+
+
+# -- ports --------------------------------------------------------------------------------------
+class Store(Protocol):
+    """Run histories, workflow heads, outcomes, heartbeats and schedule items.
+
+    Every write is conditional; a failed condition is one of the typed conflicts above.
+    """
+
+    def get_head(self, workflow_id: str) -> Head | None: ...
+    def create_head(self, head: Head, replacing: str | None = None,
+                    only_new: bool = False) -> None: ...
+    def project(self, workflow_id: str, run_id: str, batch: int, state: dict[str, Any],
+                task_failure: str | None = None) -> bool: ...
+    def list_heads(self, status: str | None = None, workflow_type: str | None = None,
+                   limit: int = 100, start_key: dict[str, Any] | None = None,
+                   ) -> tuple[list[Head], dict[str, Any] | None]: ...
+    def load_batches(self, run_id: str, after: int = 0) -> list[h.Batch]: ...
+    def last_batch(self, run_id: str) -> h.Batch | None: ...
+    def append(self, run_id: str, batch: h.Batch) -> None: ...
+    def iter_events(self, run_id: str) -> Iterator[h.Event]: ...
+    def claim_callback(self, run_id: str, seq: int,
+                       outcome: dict[str, Any]) -> dict[str, Any]: ...
+    def callback_claim(self, run_id: str, seq: int) -> dict[str, Any] | None: ...
+    def put_update_outcome(self, run_id: str, update_id: str,
+                           outcome: dict[str, Any]) -> None: ...
+    def update_outcome(self, run_id: str, update_id: str) -> dict[str, Any] | None: ...
+    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None: ...
+    def load_heartbeat(self, run_id: str, seq: int) -> Any: ...
+    # schedule items
+    def create_schedule(self, record: ScheduleRecord) -> None: ...
+    def get_schedule(self, name: str) -> ScheduleRecord | None: ...
+    def list_schedules(self) -> list[ScheduleRecord]: ...
+    def delete_schedule(self, name: str) -> bool: ...
+    def claim_firing(self, name: str, fire_time: float, expected: float | None, wid: str,
+                     skipped: bool) -> None: ...
+
+
+class Scheduler(Protocol):
+    """EventBridge Scheduler: one-time `at()` deliveries and recurring schedules."""
+
+    def create_at(self, name: str, at: float, body: str) -> None:
+        """Deliver `body` to the timer queue at `at` (idempotent by name)."""
+    def delete_at(self, name: str) -> None:
+        """Forget a one-time delivery (no error when it is gone)."""
+    def put_recurring(self, name: str, expression: str, timezone: str,
+                      start: float | None, body: str, description: str) -> None:
+        """Create (or overwrite) a recurring schedule whose firings go to the trigger queue."""
+    def delete_recurring(self, name: str) -> bool:
+        """Delete a recurring schedule; False if there was none."""
+
+
+class Transport(Protocol):
+    """Delivery: workflow tasks, activity tasks, timers; sends what an outbox says."""
+
+    clock: Callable[[], float]
+
+    def send_workflow_task(self, msg: wire.Message) -> None: ...
+    def send_activity_task(self, task: wire.ActivityTask, delay: int = 0) -> None: ...
+    def has_task_queue(self, task_queue: str) -> bool: ...
+    def deliver_at(self, due: float, envelope: wire.Envelope, key: str) -> None: ...
+    def forward(self, envelope: wire.Envelope) -> None: ...
+    def cancel_at(self, key: str) -> None: ...
+    def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None: ...
+
+
+class PayloadStore(Protocol):
+    """Large payloads kept outside history and messages (S3); a slot for the payload issue."""
+
+    def put(self, key: str, data: bytes) -> str: ...
+    def get(self, ref: str) -> bytes: ...
+
+
+class EventBus(Protocol):
+    """EventBridge PutEvents (the API's POST /events, the CLI's `event put`)."""
+
+    def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]: ...
