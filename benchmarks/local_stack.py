@@ -5,7 +5,7 @@
 Starts `ostinato dev examples.order:app` as a subprocess (moto server, pollers, HTTP API),
 then times each API route and the end-to-end latency of a workflow step (signal -> next event
 visible in history). Prints medians and 90th percentiles in milliseconds. Handler import
-times are in `benchmarks/run.py --only imports`.
+times are in `python -m benchmarks.run --only imports`.
 """
 
 from __future__ import annotations

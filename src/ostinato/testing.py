@@ -101,7 +101,6 @@ class WorkflowEnvironment:
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> WorkflowEnvironment:
-        import boto3
         from moto import mock_aws
 
         from ._client import triggers as _triggers
@@ -118,7 +117,7 @@ class WorkflowEnvironment:
         self._mock.start()
         if self.time_skipping:
             self._sqs_clock = _motolocal.SqsClock(self.clock).__enter__()
-        session = boto3.Session(region_name="us-east-1")
+        session = _motolocal.session()
         template = load_template(self._template_path)
         WorkflowEnvironment._instances += 1  # moto's state is global: names must not clash
         stack_name = f"ostinato{WorkflowEnvironment._instances}"

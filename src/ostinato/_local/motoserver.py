@@ -16,6 +16,16 @@ _lock = threading.RLock()
 _installed = False
 
 
+REGION = "us-east-1"
+
+
+def session() -> Any:
+    """A boto3 session in the region every local stack lives in."""
+    import boto3
+
+    return boto3.Session(region_name=REGION)
+
+
 def serialize_dispatch() -> None:
     """Wrap moto's in-process request dispatcher (and its server's) in one global lock."""
     global _installed
