@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import ostinato
 from ostinato import lambda_handlers
+from ostinato._core import history as h
+from ostinato._core.replay import Replayer, info_from_started
 from ostinato._local.emulator import LambdaContext, sqs_record
 
 
@@ -59,3 +65,114 @@ def test_concurrent_invocations_each_report_only_their_own_batch_failures(
     # then: each answer names exactly its own failed records
     assert answers["a"] == {"batchItemFailures": [{"itemIdentifier": "a1"}]}
     assert answers["b"] == {"batchItemFailures": []}
+
+
+# -- 2. a workflow's tasks are strongly referenced; unobserved failures fail the run -------------
+async def _boom() -> None:
+    raise ValueError("lost in a background task")
+
+
+class _Holder:
+    """Keeps a task in a reference cycle: only the garbage collector could free it."""
+
+    task: asyncio.Task[None]
+
+
+@ostinato.workflow
+async def fire_and_forget(ctx: ostinato.WorkflowContext) -> str:
+    asyncio.create_task(_boom())  # noqa: RUF006 - the point of the test
+    await ctx.sleep(10)
+    return "done"
+
+
+@ostinato.workflow
+async def forgotten_in_a_cycle(ctx: ostinato.WorkflowContext) -> str:
+    holder = _Holder()
+    holder.self = holder  # type: ignore[attr-defined]
+    holder.task = asyncio.create_task(_boom())
+    del holder
+    await ctx.sleep(10)
+    return "done"
+
+
+@ostinato.workflow
+async def awaits_its_failed_task_later(ctx: ostinato.WorkflowContext) -> str:
+    task = asyncio.create_task(_boom())
+    await ctx.sleep(10)  # the task failed meanwhile; nobody looked yet
+    try:
+        await task
+    except ValueError as exc:
+        return f"caught: {exc}"
+    return "not raised"
+
+
+def _decide_twice(workflow: Any, collect: bool) -> list[tuple[str, Any]]:
+    """Start `workflow`, then fire its timer (seq 1): two workflow tasks, as the decider runs
+    them (a fresh replay of the history so far each time). `collect`: a full garbage
+    collection before and after each task."""
+    definition = workflow.__ostinato_workflow__
+    started = (h.STARTED, {"workflow_id": "w", "run_id": "r", "workflow_type": definition.name,
+                           "args": []})
+    batches: list[h.Batch] = []
+    outcomes = []
+    for number, (now, inbound) in enumerate([(100.0, [started]),
+                                             (111.0, [(h.TIMER_FIRED, {"seq": 1})])], start=1):
+        if collect:
+            gc.collect()
+        replayer = Replayer(definition, info_from_started(started[1], 0.0))
+        replayer.replay(batches)
+        decision = replayer.decide(inbound, now, lambda cmd, attempt: None)  # type: ignore[arg-type,return-value]
+        first = batches[-1].next_event_id if batches else 1
+        batches.append(h.Batch(number, first, now, True, decision.events))
+        outcomes.append((decision.status, (decision.failure or {}).get("message")
+                         if decision.failure else decision.result))
+        del replayer
+        if collect:
+            gc.collect()
+    return outcomes
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("workflow", [fire_and_forget, forgotten_in_a_cycle])
+@pytest.mark.parametrize("collect", [False, True], ids=["no-gc", "gc-collect"])
+def test_an_unobserved_task_failure_fails_the_workflow_whatever_the_gc_does(
+        no_gc, workflow, collect):
+    # when: the workflow function returns while a task it started failed unobserved
+    outcomes = _decide_twice(workflow, collect)
+    # then: the run fails with that error, at the same task, with or without a collection
+    assert outcomes == [("RUNNING", None), ("FAILED", "lost in a background task")]
+
+
+@pytest.mark.parametrize("collect", [False, True], ids=["no-gc", "gc-collect"])
+def test_a_failed_task_awaited_later_does_not_fail_the_workflow(no_gc, collect):
+    assert _decide_twice(awaits_its_failed_task_later, collect) == [
+        ("RUNNING", None), ("COMPLETED", "caught: lost in a background task")]
+
+
+@ostinato.workflow
+async def bad_signal_handler(ctx: ostinato.WorkflowContext) -> None:
+    async def handler() -> None:
+        raise ValueError("handler broke")
+
+    ctx.on_signal("poke", handler)
+    await ctx.wait_condition(lambda: False)
+
+
+def test_an_async_signal_handler_that_raises_fails_the_workflow_at_once(no_gc):
+    """Nothing can await a handler's task: its error counts in the task it happened in."""
+    definition = bad_signal_handler.__ostinato_workflow__
+    started = {"workflow_id": "w", "run_id": "r", "workflow_type": definition.name, "args": []}
+    replayer = Replayer(definition, info_from_started(started, 0.0))
+    decision = replayer.decide([(h.STARTED, started), (h.SIGNALED, {"name": "poke", "args": []})],
+                               100.0, lambda cmd, attempt: None)  # type: ignore[arg-type,return-value]
+    assert (decision.status, decision.failure["message"]) == ("FAILED", "handler broke")
