@@ -6,7 +6,9 @@ import asyncio
 import gc
 import json
 import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 import ostinato
 from ostinato import lambda_handlers
 from ostinato._core import history as h
+from ostinato._core.activity import call_activity
 from ostinato._core.replay import Replayer, info_from_started
 from ostinato._local.emulator import LambdaContext, sqs_record
 
@@ -176,3 +179,116 @@ def test_an_async_signal_handler_that_raises_fails_the_workflow_at_once(no_gc):
     decision = replayer.decide([(h.STARTED, started), (h.SIGNALED, {"name": "poke", "args": []})],
                                100.0, lambda cmd, attempt: None)  # type: ignore[arg-type,return-value]
     assert (decision.status, decision.failure["message"]) == ("FAILED", "handler broke")
+
+
+# -- 3. an abandoned activity attempt stops heartbeating -----------------------------------------
+def test_an_attempt_abandoned_at_its_timeout_saves_no_more_heartbeats():
+    # given: an activity that heartbeats (every beat saved at once) far past its timeout
+    saved: list[Any] = []
+    info = ostinato.ActivityInfo("w", "r", 1, "stubborn", 1, "default", 0.0, None)
+    ctx = ostinato.ActivityContext(info, None, save=saved.append, throttle=0)
+    abandoned, finished = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def stubborn() -> None:
+        beats_after = 0
+        try:
+            for i in range(10_000):
+                ostinato.activity_context().heartbeat(i)
+                seen["last"] = i
+                beats_after += abandoned.is_set()
+                if beats_after >= 10:
+                    return
+                time.sleep(0.005)
+        except TimeoutError as exc:
+            seen["stopped_by"] = exc
+        finally:
+            finished.set()
+
+    # when: the worker abandons it after 0.1 s, and its thread goes on
+    with pytest.raises(TimeoutError, match="start_to_close_timeout"):
+        call_activity(stubborn, [], ctx, timeout=0.1, heartbeat_timeout=None)
+    at_abandonment = list(saved)
+    abandoned.set()
+    assert finished.wait(10)
+
+    # then: its later heartbeats saved nothing, and the first of them told it to stop
+    assert saved == at_abandonment
+    assert saved[-1] == seen["last"]  # what it last reported is what the next attempt gets
+    assert isinstance(seen.get("stopped_by"), TimeoutError)
+
+
+def test_abandoning_an_attempt_saves_the_details_it_last_reported():
+    saved: list[Any] = []
+    info = ostinato.ActivityInfo("w", "r", 1, "slow", 1, "default", 0.0, None)
+    ctx = ostinato.ActivityContext(info, None, save=saved.append, throttle=3600)
+    reported = threading.Event()
+
+    def slow() -> None:
+        ctx.heartbeat("first")  # saved at once
+        ctx.heartbeat("latest")  # throttled: not saved yet
+        reported.set()
+        time.sleep(1)
+
+    with pytest.raises(TimeoutError):
+        call_activity(slow, [], ctx, timeout=0.2, heartbeat_timeout=None)
+    assert reported.is_set()
+    assert saved == ["first", "latest"]
+
+
+_zombie: dict[str, Any] = {}
+_zombie_done = threading.Event()
+
+
+@ostinato.activity(start_to_close_timeout=timedelta(seconds=0.3),
+                   retry=ostinato.RetryPolicy(maximum_attempts=2))
+def stubborn() -> Any:
+    ctx = ostinato.activity_context()
+    if ctx.info.attempt > 1:
+        details = ctx.heartbeat_details
+        ctx.heartbeat("second attempt")
+        ctx.flush()
+        return details
+    started = time.monotonic()
+    try:
+        for i in range(10_000):
+            if time.monotonic() - started > 3:
+                return None
+            ctx.heartbeat(i)
+            ctx.flush()
+            _zombie["last_reported"] = i
+            time.sleep(0.02)
+    except TimeoutError as exc:
+        _zombie["stopped_by"] = exc
+    finally:
+        _zombie_done.set()
+    return None
+
+
+@ostinato.workflow
+async def runs_stubborn(ctx: ostinato.WorkflowContext) -> Any:
+    return await ctx.execute_activity(stubborn)
+
+
+def test_the_next_attempt_gets_the_details_of_the_abandoned_one_and_keeps_its_own(
+        make_env, monkeypatch):
+    _zombie.clear()
+    _zombie_done.clear()
+    env = make_env(ostinato.App(workflows=[runs_stubborn], activities=[stubborn]))
+    store = env.runtime.store
+    load = store.load_heartbeat
+
+    def load_once_the_first_attempt_is_done(run_id: str, seq: int) -> Any:
+        assert _zombie_done.wait(10), "the first attempt never ended"
+        return load(run_id, seq)
+
+    monkeypatch.setattr(store, "load_heartbeat", load_once_the_first_attempt_is_done)
+    handle = env.client.start_workflow(runs_stubborn, id="stubborn")
+    # the second attempt started from what the first had reported when it was abandoned...
+    assert handle.result() == _zombie["last_reported"]
+    assert isinstance(_zombie.get("stopped_by"), TimeoutError)
+    run_id = handle.current_run_id()
+    assert load(run_id, 1) == "second attempt"
+    # ...and a stale attempt's heartbeat can never replace the later attempt's details
+    store.save_heartbeat(run_id, 1, 1, "stale")
+    assert load(run_id, 1) == "second attempt"
