@@ -8,17 +8,20 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 import ostinato
-from ostinato import lambda_handlers
+from ostinato import _runtime, lambda_handlers
 from ostinato._core import history as h
 from ostinato._core.activity import call_activity
 from ostinato._core.replay import Replayer, info_from_started
 from ostinato._local.emulator import LambdaContext, sqs_record
+from ostinato._local.faults import FaultInjector
+from ostinato.testing import EnvironmentConflictError, WorkflowEnvironment
 
 
 # -- 1. one batch processor per invocation ------------------------------------------------------
@@ -292,3 +295,68 @@ def test_the_next_attempt_gets_the_details_of_the_abandoned_one_and_keeps_its_ow
     # ...and a stale attempt's heartbeat can never replace the later attempt's details
     store.save_heartbeat(run_id, 1, 1, "stale")
     assert load(run_id, 1) == "second attempt"
+
+
+# -- 4. test environments: nested ones restore the outer one, concurrent ones are refused --------
+@ostinato.workflow
+async def naps(ctx: ostinato.WorkflowContext, seconds: int) -> str:
+    await ctx.sleep(seconds)
+    return f"slept {seconds}s by {ctx.now().isoformat()}"
+
+
+NAPS = ostinato.App(workflows=[naps])
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_a_nested_environment_restores_the_outer_one_on_exit():
+    before = _runtime._current
+    with WorkflowEnvironment(NAPS, start_time=T0) as outer:
+        waiting = outer.client.start_workflow(naps, 600, id="outer-nap")
+        outer.drain()  # its timer is now a delayed message in the outer stack's queue
+        with WorkflowEnvironment(NAPS, start_time=T0 - timedelta(days=1)) as inner:
+            assert _runtime.get() is inner.runtime
+            assert inner.client.start_workflow(naps, 5, id="inner-nap").result().startswith(
+                "slept 5s by 2029-12-31T00:00:05")
+            # nothing of its own is due: the outer stack's timer must not move its clock
+            inner_now = inner.now()
+            with pytest.raises(TimeoutError, match="blocked"):
+                inner.run_until(lambda: False)
+            assert inner.now() == inner_now
+        assert _runtime.get() is outer.runtime
+        assert waiting.result().startswith("slept 600s by 2030-01-01T00:10:00")
+    assert _runtime._current is before
+
+
+def test_environments_used_at_the_same_time_are_refused_with_a_clear_error():
+    with WorkflowEnvironment(NAPS) as outer:
+        # another thread cannot enter one while this one is active
+        refused: list[BaseException] = []
+
+        def enter_another() -> None:
+            try:
+                with WorkflowEnvironment(NAPS):
+                    pass
+            except BaseException as exc:
+                refused.append(exc)
+
+        thread = threading.Thread(target=enter_another)
+        thread.start()
+        thread.join(60)
+        assert len(refused) == 1 and isinstance(refused[0], EnvironmentConflictError)
+        assert "process-wide" in str(refused[0])
+        # and an outer environment is suspended while a nested one is active
+        with WorkflowEnvironment(NAPS):
+            with pytest.raises(EnvironmentConflictError, match="suspended"):
+                outer.drain()
+            with pytest.raises(EnvironmentConflictError, match="suspended"):
+                outer.client.start_workflow(naps, 1, id="too-early").result()
+        assert outer.client.start_workflow(naps, 1, id="later").result().startswith("slept")
+
+
+def test_a_second_fault_injector_at_once_is_refused():
+    original = BaseClient._make_api_call
+    with FaultInjector(lambda call: None), pytest.raises(EnvironmentConflictError,
+                                                         match="FaultInjector"):
+        FaultInjector(lambda call: None).__enter__()
+    assert BaseClient._make_api_call is original
+
