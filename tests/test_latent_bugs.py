@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -360,3 +364,87 @@ def test_a_second_fault_injector_at_once_is_refused():
         FaultInjector(lambda call: None).__enter__()
     assert BaseClient._make_api_call is original
 
+
+# -- 5. a 500 says nothing internal; the log says it all -----------------------------------------
+SECRET = "arn:aws:dynamodb:us-east-1:123456789012:table/secret-table"
+API_SAMPLE = json.loads((Path(__file__).resolve().parents[1] / "events" /
+                         "api_start_workflow.json").read_text())
+
+
+class _BrokenClient:
+    """Every call fails the way an unexpected AWS error would, naming a private resource."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError(f"ResourceNotFoundException on {SECRET}")
+        return fail
+
+
+@pytest.fixture
+def api_log(monkeypatch) -> Iterator[list[logging.LogRecord]]:
+    """The API's log records at ERROR and above (the test run silences Powertools)."""
+    from ostinato._api import routes
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep, level = Keep(), routes.logger.log_level
+    routes.logger.addHandler(keep)
+    routes.logger.setLevel(logging.ERROR)
+    try:
+        yield records
+    finally:
+        routes.logger.removeHandler(keep)
+        routes.logger.setLevel(level)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/workflows/order-1", None),
+    ("POST", "/workflows", {"workflow_type": "order", "args": [], "id": "order-1"}),
+])
+def test_an_internal_error_answers_500_without_internals_and_logs_them(
+        monkeypatch, api_log, method, path, body):
+    from ostinato._api import routes
+
+    # given: a client whose every call fails with an error naming a private ARN
+    monkeypatch.setattr(_runtime, "get", lambda: SimpleNamespace(client=_BrokenClient()))
+    event = copy.deepcopy(API_SAMPLE)
+    event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["body"] = None if body is None else json.dumps(body)
+
+    # when
+    answer = routes.handler(event, LambdaContext("ApiFunction", aws_request_id="req-1234"))
+
+    # then: the caller learns only that it failed, and which request to look up
+    assert answer["statusCode"] == 500
+    assert json.loads(answer["body"]) == {"error": {
+        "code": "internal_error", "message": "internal error; see the logs (request id req-1234)"}}
+    assert "secret-table" not in answer["body"] and "RuntimeError" not in answer["body"]
+    # and the log has the error with its traceback
+    (record,) = [r for r in api_log if r.exc_info]
+    logged = logging.Formatter().format(record)
+    assert SECRET in logged and "Traceback" in logged and "_BrokenClient" not in answer["body"]
+
+
+def test_a_crashed_api_function_in_ostinato_dev_answers_500_without_internals(caplog):
+    from ostinato._local.http_api import LocalHttpApi
+
+    def crashes(event: Any, context: Any) -> Any:
+        raise RuntimeError(f"cannot reach {SECRET}")
+
+    api = LocalHttpApi(crashes, port=0)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ostinato.dev"):
+            status, _headers, body = api.invoke("GET", "/workflows", {}, b"", "127.0.0.1")
+    finally:
+        api.stop()
+    assert status == 500
+    error = json.loads(body)["error"]
+    assert error["code"] == "internal_error" and SECRET not in body.decode()
+    assert error["message"].startswith("internal error; see the logs (request id ")
+    assert SECRET in caplog.text and "Traceback" in caplog.text
