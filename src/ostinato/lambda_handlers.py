@@ -2,6 +2,9 @@
 
 Each parses its trigger with Powertools, calls the engine once, and shapes the response.
 SQS triggers report partial batch failures, so one bad message never re-runs its batch-mates.
+Each invocation builds its own batch processor: a Powertools processor keeps the batch's
+records and failures on itself, so one shared by `ostinato dev`'s poller threads would hand
+one queue's failures to another's invocation.
 """
 
 from __future__ import annotations
@@ -80,9 +83,6 @@ def workflow_task(event: dict[str, Any], context: Any) -> Any:
 
 
 # -- activity tasks ----------------------------------------------------------------------------
-_activity_processor = BatchProcessor(event_type=EventType.SQS)
-
-
 def _activity_record(record: SQSRecord) -> None:
     task = wire.ActivityTask.decode(json.loads(record.body))
     logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
@@ -94,13 +94,11 @@ def _activity_record(record: SQSRecord) -> None:
 def activity_task(event: dict[str, Any], context: Any) -> Any:
     """SQS activity queue -> activity worker."""
     return process_partial_response(event=event, record_handler=_activity_record,
-                                    processor=_activity_processor, context=context)
+                                    processor=BatchProcessor(event_type=EventType.SQS),
+                                    context=context)
 
 
 # -- due deliveries (timer queue; Scheduler targets it too) --------------------------------------
-_timer_processor = BatchProcessor(event_type=EventType.SQS)
-
-
 def _timer_record(record: SQSRecord) -> None:
     _runtime.get().engine.handle_due(wire.Due.decode(json.loads(record.body)))
 
@@ -109,13 +107,11 @@ def _timer_record(record: SQSRecord) -> None:
 def timer(event: dict[str, Any], context: Any) -> Any:
     """SQS timer queue -> forward due timers, retries and wake-ups."""
     return process_partial_response(event=event, record_handler=_timer_record,
-                                    processor=_timer_processor, context=context)
+                                    processor=BatchProcessor(event_type=EventType.SQS),
+                                    context=context)
 
 
 # -- event triggers and schedule firings (trigger queue; EventBridge rule and Scheduler) ---------
-_trigger_processor = BatchProcessor(event_type=EventType.SQS)
-
-
 def _trigger_message(body: Any) -> None:
     from ._client import triggers as _triggers
 
@@ -138,7 +134,8 @@ def events(event: dict[str, Any], context: Any) -> Any:
         _trigger_message(event)
         return None
     return process_partial_response(event=event, record_handler=_trigger_record,
-                                    processor=_trigger_processor, context=context)
+                                    processor=BatchProcessor(event_type=EventType.SQS),
+                                    context=context)
 
 
 # -- the HTTP API (API Gateway HTTP API, payload format 2.0) ------------------------------------

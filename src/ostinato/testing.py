@@ -14,11 +14,18 @@ schedules (one-time timers and recurring `cron()` / `rate()` schedules) are fire
 targets; the template's EventBridge rules route events (`env.deliver_event`, or PutEvents
 from any code in the environment) to the trigger queue. With `time_skipping`, whenever
 nothing can run the clock jumps to the next due message or schedule firing.
+
+An environment installs process-wide state (the handlers' runtime, moto's SQS clock), so
+one runs at a time. Environments may nest in one thread: the inner one takes over, the
+outer one is suspended (driving it raises `EnvironmentConflictError`) and resumes, with its
+runtime and clock, when the inner one exits. Entering one while another thread's is active
+raises `EnvironmentConflictError`.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,10 +37,15 @@ from ._aws.settings import Settings
 from ._core.definitions import App, seconds
 from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
 from ._local.faults import exempt
+from ._local.motoserver import EnvironmentConflictError
 from ._local.template import default_template_path, load_template
 from ._runtime import Client
 
-__all__ = ["VirtualClock", "WorkflowEnvironment"]
+__all__ = ["EnvironmentConflictError", "VirtualClock", "WorkflowEnvironment"]
+
+#: The entered environments, outermost first; only the last one may run.
+_entered: list[WorkflowEnvironment] = []
+_entering = threading.Lock()
 
 #: Set as on Lambda, where the function's environment names the trigger queue.
 TRIGGER_QUEUE_ENV = "OSTINATO_TRIGGER_QUEUE_ARN"
@@ -98,9 +110,30 @@ class WorkflowEnvironment:
         self.pollers: list[QueuePoller] = []
         self.rules: list[Any] = []
         self._saved_env: dict[str, str | None] = {}
+        self._previous_runtime: _runtime.Runtime | None = None
+        self._installed = False
+        self._thread: int | None = None
+        self._queue_names: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> WorkflowEnvironment:
+        with _entering:
+            if _entered and _entered[-1]._thread != threading.get_ident():
+                raise EnvironmentConflictError(
+                    "another WorkflowEnvironment is active in another thread; environments "
+                    "install process-wide state (the handlers' runtime, moto's SQS clock), so "
+                    "two cannot run at once: run them one after the other, or nest them in "
+                    "one thread")
+            try:
+                self._enter()
+            except BaseException:
+                self._restore()
+                raise
+            self._thread = threading.get_ident()
+            _entered.append(self)
+        return self
+
+    def _enter(self) -> None:
         from moto import mock_aws
 
         from ._client import triggers as _triggers
@@ -139,17 +172,33 @@ class WorkflowEnvironment:
         self.runtime.transport.scheduler._client = self.scheduler
         self.client: Client = self.runtime.client
         self.client.env = self  # type: ignore[attr-defined]
-        _runtime.install(self.runtime)
+        self._previous_runtime = _runtime.install(self.runtime)  # the outer one's, or None
+        self._installed = True
+        self._queue_names = {url.rsplit("/", 1)[-1]
+                             for url in self.stack.queue_urls_by_arn.values()}
         for mapping in self.stack.queue_mappings:
             handler = import_handler(mapping.handler, self.stack.code_root)
             self.pollers.append(QueuePoller(mapping, handler, self.sqs,
                                             on_error=self._record_error))
         self.schedules = SchedulerEmulator(self.scheduler, self.sqs, self.stack.schedule_groups,
                                            self.stack.queue_urls_by_arn, clock=self.clock)
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        _runtime.install(None)
+        with _entering:
+            if self not in _entered:
+                return
+            if _entered[-1] is not self:
+                raise EnvironmentConflictError(
+                    "a WorkflowEnvironment entered after this one is still active: exit "
+                    "environments in the reverse order of entering them")
+            _entered.pop()
+            self._restore()
+
+    def _restore(self) -> None:
+        """Undo what entering did (as far as it got), restoring the outer environment's."""
+        if self._installed:
+            _runtime.install(self._previous_runtime)
+            self._installed, self._previous_runtime = False, None
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -158,8 +207,17 @@ class WorkflowEnvironment:
         self._saved_env.clear()
         if self._sqs_clock is not None:
             self._sqs_clock.__exit__()
+            self._sqs_clock = None
         if self._mock is not None:
             self._mock.stop()
+            self._mock = None
+
+    def _check_active(self) -> None:
+        if _entered and _entered[-1] is not self:
+            raise EnvironmentConflictError(
+                "this WorkflowEnvironment is suspended: one entered after it is still active, "
+                "and environments share process-wide state (the handlers' runtime, moto's SQS "
+                "clock), so only the innermost one runs; exit that one first")
 
     def _record_error(self, _mapping: Any, exc: BaseException) -> None:
         self.handler_errors.append(exc)
@@ -174,6 +232,7 @@ class WorkflowEnvironment:
     # -- driving ------------------------------------------------------------------------
     def step(self) -> int:
         """Fire due schedules and poll every queue once; return messages handled."""
+        self._check_active()
         handled = self.schedules.fire_due(self.clock())
         for poller in self.pollers:
             handled += poller.poll()
@@ -192,7 +251,8 @@ class WorkflowEnvironment:
     def next_due(self) -> float | None:
         from ._local.motoserver import next_sqs_due
 
-        times = [t for t in (next_sqs_due(self.clock()), self.schedules.next_due())
+        times = [t for t in (next_sqs_due(self.clock(), self._queue_names),
+                             self.schedules.next_due())
                  if t is not None]
         return min(times) if times else None
 
@@ -235,6 +295,7 @@ class WorkflowEnvironment:
         """
         from ._local import eventbus as _eventbus
 
+        self._check_active()
         full = _eventbus.as_event(event, self.clock())
         with exempt():
             _eventbus.deliver(self.rules, full, self.sqs)

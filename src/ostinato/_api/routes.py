@@ -271,8 +271,13 @@ def _invalid(exc: RequestValidationError) -> Response:
 
 @app.exception_handler(Exception)
 def _internal(exc: Exception) -> Response:
-    logger.exception("request failed")
-    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+    """An unexpected error: logged with its traceback; the answer (public routes too) names
+    nothing internal (exception text carries table names and ARNs), only the Lambda request
+    id that finds the log line."""
+    logger.exception("request failed", exc_info=exc)
+    request_id = getattr(getattr(app, "lambda_context", None), "aws_request_id", None)
+    where = f" (request id {request_id})" if request_id else ""
+    return error_response(500, "internal_error", f"internal error; see the logs{where}")
 
 
 @app.not_found

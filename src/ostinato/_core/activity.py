@@ -40,23 +40,45 @@ class ActivityContext:
         self._throttle = throttle
         self._last_saved = float("-inf")
         self._unsaved: tuple[Any] | None = None
-        self._flush_lock = threading.Lock()  # the worker flushes too when an attempt ends
+        self._flush_lock = threading.RLock()  # the worker flushes too when an attempt ends
+        self._abandoned: str | None = None
         self.last_beat = time.monotonic()
 
     def heartbeat(self, details: Any = None) -> None:
-        """Report liveness (resets the heartbeat timeout) and progress for the next attempt."""
-        self.last_beat = time.monotonic()
-        self._unsaved = (details,)
-        if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
-            self.flush()
+        """Report liveness (resets the heartbeat timeout) and progress for the next attempt.
+
+        Raises `TimeoutError` once the worker has abandoned this attempt for overrunning a
+        timeout: its thread may still be running, but its details are the next attempt's now.
+        """
+        with self._flush_lock:
+            if self._abandoned is not None:
+                raise TimeoutError(f"attempt {self.info.attempt} of activity "
+                                   f"{self.info.activity_type!r} was abandoned: {self._abandoned}")
+            self.last_beat = time.monotonic()
+            self._unsaved = (details,)
+            if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
+                self.flush()
 
     def flush(self) -> None:
         """Save the latest unsaved details (at most one save in flight at a time)."""
         with self._flush_lock:
+            if self._abandoned is not None:
+                return
             pending, self._unsaved = self._unsaved, None
             if self._save is not None and pending is not None:
                 self._save(pending[0])
                 self._last_saved = time.monotonic()
+
+    def _abandon(self, reason: str) -> None:
+        """The worker gives up on this attempt: save the details it last reported, then save
+        nothing more, so the next attempt starts from exactly those and a thread still running
+        this one can never overwrite them (the store refuses only an attempt lower than the one
+        that saved last, not an equal one)."""
+        with self._flush_lock:  # waits for a save in flight; later heartbeats wait, then raise
+            try:
+                self.flush()
+            finally:
+                self._abandoned = reason
 
 
 def activity_context() -> ActivityContext:
@@ -72,7 +94,8 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
     """Run `fn(*args)` with `ctx` current; raise TimeoutError when a timeout passes.
 
     Without timeouts the call runs inline. With them it runs in a helper thread, and an
-    attempt that overruns is abandoned (reported as timed out) while its thread finishes.
+    attempt that overruns is abandoned (reported as timed out) while its thread finishes;
+    from then on its heartbeats save nothing and raise `TimeoutError` (`ActivityContext._abandon`).
     """
 
     def invoke() -> Any:
@@ -103,10 +126,14 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
         if not thread.is_alive():
             break
         now = time.monotonic()
+        overrun = None
         if timeout is not None and now - started >= timeout:
-            raise TimeoutError(f"activity exceeded start_to_close_timeout of {timeout:g}s")
-        if heartbeat_timeout is not None and now - ctx.last_beat >= heartbeat_timeout:
-            raise TimeoutError(f"activity missed its heartbeat_timeout of {heartbeat_timeout:g}s")
+            overrun = f"activity exceeded start_to_close_timeout of {timeout:g}s"
+        elif heartbeat_timeout is not None and now - ctx.last_beat >= heartbeat_timeout:
+            overrun = f"activity missed its heartbeat_timeout of {heartbeat_timeout:g}s"
+        if overrun is not None:
+            ctx._abandon(overrun)
+            raise TimeoutError(overrun)
     if "error" in box:
         raise box["error"]
     return box.get("result")

@@ -173,7 +173,12 @@ def workflow(*, name: str | None = None,
              execution_timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
 def workflow(fn: Any = None, /, *, name: str | None = None,
              execution_timeout: float | timedelta | None = None) -> Any:
-    """Mark an `async def (ctx, *args)` as a workflow; the type name defaults to its name."""
+    """Mark an `async def (ctx, *args)` as a workflow; the type name defaults to its name.
+
+    Tasks it starts (`asyncio.create_task`) are kept until the run ends. One that fails
+    without being awaited, gathered or asked for its `exception()` fails the workflow with
+    that error when the workflow function returns; one still running then is abandoned.
+    """
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):

@@ -53,7 +53,10 @@ class WorkflowInstance:
                  activities: Mapping[str, ActivityDefinition] | None = None) -> None:
         self.info = info
         self.activities = activities or {}
-        self.loop = WorkflowLoop(self._start_timer, self._cancel_timer)  # type: ignore[abstract]
+        self.loop = WorkflowLoop(self._start_timer, self._cancel_timer,  # type: ignore[abstract]
+                                 self._register_task)
+        self._tasks: dict[asyncio.Task[Any], None] = {}  # running tasks, strongly referenced
+        self._finished_tasks: list[asyncio.Task[Any]] = []  # in completion order
         self.replaying = False
         self._seq = 0
         self._commands: list[h.Command] = []
@@ -191,6 +194,46 @@ class WorkflowInstance:
     def pending_local_activities(self) -> list[h.RunLocalActivity]:
         return [cmd for seq, cmd in self._local.items() if not self._activities[seq].done()]
 
+    # -- tasks --------------------------------------------------------------------------
+    def _register_task(self, task: asyncio.Task[Any]) -> None:
+        """Keep every task the workflow's loop runs, and note when each one finishes.
+
+        asyncio holds tasks weakly, and reports a failure nobody retrieved only when the
+        task is garbage-collected, so whether (and in which workflow task) such a failure
+        counted used to depend on the collector's timing. Here a done-callback records each
+        finished task, and `_unobserved_failure` decides from those records alone.
+        """
+        self._tasks[task] = None
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+        if task is not self._main and not task.cancelled():
+            self._finished_tasks.append(task)
+
+    def _fail_on_error(self, task: asyncio.Task[Any]) -> None:
+        """Done-callback of the tasks running async signal and update handlers: nothing can
+        await those, so an error escaping one fails the workflow at once."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.loop.errors.append(error)
+
+    def _unobserved_failure(self) -> BaseException | None:
+        """The first error (in completion order) of a task the workflow started and never
+        awaited, gathered or asked for its `exception()` / `result()`.
+
+        Such an error fails the workflow when the workflow function returns (or continues as
+        new): a fire-and-forget `asyncio.create_task(...)` that raises is never silently
+        dropped, as asyncio would drop it (after a log line) once collected. While the function
+        still runs, a failed task may yet be awaited, so it fails nothing until then; a task
+        still running when the function returns is abandoned, as in Temporal. Replays see
+        the same records, so the outcome never depends on the garbage collector.
+        """
+        for task in self._finished_tasks:
+            if task._log_traceback:  # an exception nobody retrieved (asyncio's own flag)
+                return task.exception()
+        return None
+
     # -- inbound events -----------------------------------------------------------------
     def apply(self, etype: str, attrs: dict[str, Any]) -> None:
         """Apply one inbound event (or a local-activity marker) to the workflow's state."""
@@ -272,7 +315,7 @@ class WorkflowInstance:
             except Exception as exc:
                 finish({"failure": to_failure(exc)})
 
-        self.loop.create_task(run())
+        self.loop.create_task(run()).add_done_callback(self._fail_on_error)
 
     def _settle_callback(self, etype: str, attrs: dict[str, Any]) -> None:
         future = self._callbacks.get(attrs["seq"])
@@ -304,7 +347,8 @@ class WorkflowInstance:
     def _call_handler(self, handler: Callable[..., Any], args: list[Any]) -> None:
         outcome = handler(*args)
         if inspect.isawaitable(outcome):
-            self.loop.create_task(outcome)  # type: ignore[arg-type]
+            self.loop.create_task(outcome).add_done_callback(  # type: ignore[arg-type]
+                self._fail_on_error)
 
     def register_signal(self, name: str, handler: Callable[..., Any]) -> None:
         self.signal_handlers[name] = handler
@@ -362,6 +406,8 @@ class WorkflowInstance:
                 self._close(h.FailWorkflow(self.next_seq(), to_failure(err)))
             return
         error = self._main.exception()
+        if error is None or isinstance(error, ContinueAsNewRequest):
+            error = self._unobserved_failure() or error
         if isinstance(error, ContinueAsNewRequest):
             new_run = keys.continued_run_id(self.info.run_id)
             self._close(h.ContinueAsNew(self.next_seq(), error.args_list, new_run))

@@ -29,11 +29,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self,
         start_timer: Callable[[DurableTimerHandle], None],
         cancel_timer: Callable[[DurableTimerHandle], None],
+        register_task: Callable[[asyncio.Task[Any]], None] = lambda task: None,
     ) -> None:
         self._ready: deque[asyncio.Handle] = deque()
         self._now = 0.0
         self._start_timer = start_timer
         self._cancel_timer = cancel_timer
+        self._register_task = register_task
         self._running = False
         self.errors: list[BaseException] = []
 
@@ -75,7 +77,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Any, *, name: str | None = None,
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        """A task, handed to the owner, which keeps it (asyncio's own references are weak)."""
+        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._register_task(task)
+        return task
 
     # -- running ------------------------------------------------------------------------
     def run_ready(self) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
+from .motoserver import EnvironmentConflictError
+
 _in_handler: contextvars.ContextVar[bool] = contextvars.ContextVar("ostinato_in_handler",
                                                                   default=False)
 
@@ -63,7 +65,14 @@ class InjectedFault(EndpointConnectionError):
 
 
 class FaultInjector:
-    """Context manager making AWS calls fail per `plan` (see the module docstring)."""
+    """Context manager making AWS calls fail per `plan` (see the module docstring).
+
+    It patches botocore for the whole process, so one at a time: entering a second while
+    one is active raises `EnvironmentConflictError`.
+    """
+
+    _active: FaultInjector | None = None
+    _active_lock = threading.Lock()
 
     def __init__(self, plan: Plan, handlers_only: bool = True) -> None:
         self.plan = plan
@@ -94,6 +103,13 @@ class FaultInjector:
         return cls(lambda call: when if call.index == index else None)
 
     def __enter__(self) -> FaultInjector:
+        with FaultInjector._active_lock:
+            if FaultInjector._active is not None:
+                raise EnvironmentConflictError(
+                    "another FaultInjector is active: it patches botocore process-wide, and "
+                    "two at once would fault each other's calls and restore the wrong "
+                    "function on exit; exit it first or give one plan both behaviours")
+            FaultInjector._active = self
         injector = self
         original = BaseClient._make_api_call
         self._original = original
@@ -121,3 +137,6 @@ class FaultInjector:
 
     def __exit__(self, *exc: object) -> None:
         BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+        with FaultInjector._active_lock:
+            if FaultInjector._active is self:
+                FaultInjector._active = None

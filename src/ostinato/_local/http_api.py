@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .emulator import LambdaContext
 from .template import ACCOUNT
+
+logger = logging.getLogger("ostinato.dev")
 
 #: API Gateway refuses larger request payloads before any Lambda runs.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -131,8 +134,11 @@ class LocalHttpApi:
             with self._container:
                 answer = self.handler(event, context)
             return from_response(answer)
-        except Exception as exc:  # a crashed function is a 500, as on AWS
-            return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        except Exception:  # a crashed function is a 500 that tells nothing more, as on AWS
+            logger.exception("%s crashed (request id %s)", self.function_name,
+                             context.aws_request_id)
+            return _error(500, "internal_error", "internal error; see the logs (request id "
+                          f"{context.aws_request_id})")
 
     def _request_class(self) -> type[BaseHTTPRequestHandler]:
         api = self

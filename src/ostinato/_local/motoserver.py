@@ -9,7 +9,7 @@ virtual clock gives the test environment SQS semantics on virtual time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 _lock = threading.RLock()
@@ -24,6 +24,14 @@ def session() -> Any:
     import boto3
 
     return boto3.Session(region_name=REGION)
+
+
+class EnvironmentConflictError(RuntimeError):
+    """Two test environments (or fault injectors) were used at the same time.
+
+    They patch process-wide state (the installed runtime, moto's backends and SQS clock,
+    botocore's API call), so only one can be in charge at a time.
+    """
 
 
 def serialize_dispatch() -> None:
@@ -69,8 +77,9 @@ class SqsClock:
             sqs_models.unix_time, sqs_models.unix_time_millis = self._saved  # type: ignore[assignment]
 
 
-def next_sqs_due(now: float) -> float | None:
-    """The earliest future time at which a delayed or in-flight message becomes receivable."""
+def next_sqs_due(now: float, queue_names: Collection[str] | None = None) -> float | None:
+    """The earliest future time at which a delayed or in-flight message becomes receivable
+    (in the queues named `queue_names`, or in any)."""
     from moto.sqs.models import sqs_backends
 
     earliest: float | None = None
@@ -78,6 +87,8 @@ def next_sqs_due(now: float) -> float | None:
         for region_backends in sqs_backends.values():
             for backend in region_backends.values():
                 for queue in backend.queues.values():
+                    if queue_names is not None and queue.name not in queue_names:
+                        continue
                     for message in queue._messages:
                         t = max(message.delayed_until, message.visible_at) / 1000
                         if t > now and (earliest is None or t < earliest):
