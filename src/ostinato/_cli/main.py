@@ -19,20 +19,14 @@ from typing import Any, NoReturn
 import click
 
 from .._core.history import Status
-from .apiclient import DEFAULT_API_URL, ApiClient, ApiError, segment
+from .apiclient import DEFAULT_API_URL, ApiError, segment
+from .connection import CliError, client, command_options, group_options
 
 #: How long `workflow result` waits for a workflow that does not exist yet (a trigger's).
 NOT_STARTED_GRACE = 5.0
 STATUS_STYLES = {Status.RUNNING: "cyan", Status.COMPLETED: "green", Status.FAILED: "red",
                  Status.CANCELLED: "yellow", Status.TERMINATED: "magenta",
                  Status.TIMED_OUT: "red", Status.CONTINUED_AS_NEW: "blue"}
-
-
-class CliError(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
 
 
 def _fail(message: str) -> NoReturn:
@@ -63,6 +57,7 @@ def _print_json(value: Any) -> None:
 # -- the command tree ---------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ostinato")
+@group_options
 def cli() -> None:
     """Durable workflows as plain Python, serverless on your own AWS account."""
 
@@ -93,6 +88,7 @@ def dev(app: str, port: int, dynamodb_local: bool, template: str | None) -> None
 
 
 def _api_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = command_options(fn)  # --stack, --auth, --profile, --region
     fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")(fn)
     return click.option("--api-url", envvar="OSTINATO_API_URL", default=DEFAULT_API_URL,
                         show_default=True, help="The ostinato HTTP API (env OSTINATO_API_URL).")(fn)
@@ -106,7 +102,7 @@ def workflow() -> None:
 def _call(api_url: str, method: str, path: str, body: Any = None,
           query: dict[str, Any] | None = None) -> Any:
     try:
-        return ApiClient(api_url).request(method, path, body, query)
+        return client(api_url).request(method, path, body, query)
     except ApiError as exc:
         _fail(str(exc))
 
@@ -274,7 +270,7 @@ def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool)
     pause = 0.2
     while True:
         try:
-            answer = ApiClient(api_url).request("GET", _wf(workflow_id))
+            answer = client(api_url).request("GET", _wf(workflow_id))
         except ApiError as exc:
             # an event or schedule firing may not have started it yet: wait a little
             waited = time.monotonic() - began
