@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._aws import session as _session
 from ._aws.eventbus import EventBridgeBus
 from ._aws.scheduler import EventBridgeScheduler
 from ._aws.settings import Settings
+from ._aws.stack import stack_outputs
 from ._aws.store import Store as DynamoStore
 from ._aws.transport import SqsTransport
 from ._client import client as _client
@@ -47,6 +49,34 @@ class Client(_client.Client):
     def from_env(cls) -> Client:
         """A client for the stack named by the OSTINATO_* environment variables."""
         return cls(Settings.from_env())
+
+    @classmethod
+    def from_stack(cls, name: str, region: str | None = None, profile: str | None = None, *,
+                   app: App | None = None) -> Client:
+        """A client for the deployed stack `name`, every setting read from its CloudFormation
+        outputs (DescribeStacks).
+
+        Args:
+            name: the stack's name (what `sam deploy` was given).
+            region: where it is (default: AWS_REGION, AWS_DEFAULT_REGION, else the profile's).
+            profile: the AWS profile whose credentials read the stack and make the client's
+                SQS, Scheduler and EventBridge calls (default: AWS_PROFILE, else the default
+                chain). DynamoDB calls (pynamodb) always take the default chain: to use one
+                profile throughout, set AWS_PROFILE rather than pass `profile`.
+            app: the workflow code, if the client should check workflow types locally.
+
+        Raises `StackNotFoundError` for no such stack, `AwsConfigError` without credentials
+        or region, `ValueError` for a stack that lacks ostinato's outputs.
+        """
+        aws = _session.session(profile, region)
+        settings = Settings.from_outputs(stack_outputs(name, aws=aws))
+        scheduler = EventBridgeScheduler(
+            settings, client=aws.client("scheduler", region_name=settings.region))
+        return cls(settings, app=app, scheduler=scheduler,
+                   transport=SqsTransport(
+                       settings, scheduler, sqs=aws.client("sqs", region_name=settings.region)),
+                   events=EventBridgeBus(
+                       settings.region, client=aws.client("events", region_name=settings.region)))
 
 
 @dataclass

@@ -11,8 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._core.errors import OstinatoError
 
-class AwsConfigError(Exception):
+
+class AwsConfigError(OstinatoError):
     """No such profile, no credentials, no region, or no such stack: said in one line."""
 
 

@@ -1,7 +1,9 @@
 """Where the stack lives: resource names and URLs, read from the environment.
 
 The same variables are set by `template.yaml` on Lambda, by `ostinato dev` and by the test
-environment, so handlers contain no endpoint or naming logic.
+environment, so handlers contain no endpoint or naming logic. Off the stack, the same values
+come from its CloudFormation outputs (`from_outputs`): `template.yaml` publishes one output
+per variable, with the same value (tests/test_stack.py holds the two together).
 """
 
 from __future__ import annotations
@@ -10,6 +12,21 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from .session import configured_region, env_region
+
+#: template.yaml's output -> the variable of the functions' environment holding its value
+OUTPUT_VARIABLES = {
+    "WorkflowTableName": "OSTINATO_TABLE",
+    "WorkflowTaskQueueUrl": "OSTINATO_WORKFLOW_QUEUE_URL",
+    "TimerQueueUrl": "OSTINATO_TIMER_QUEUE_URL",
+    "TimerQueueArn": "OSTINATO_TIMER_QUEUE_ARN",
+    "ActivityQueueUrls": "OSTINATO_ACTIVITY_QUEUE_URLS",
+    "ScheduleGroupName": "OSTINATO_SCHEDULE_GROUP",
+    "SchedulerRoleArn": "OSTINATO_SCHEDULER_ROLE_ARN",
+    "TriggerQueueArn": "OSTINATO_TRIGGER_QUEUE_ARN",
+    "Region": "AWS_REGION",
+}
 
 
 @dataclass(frozen=True)
@@ -26,7 +43,21 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls.from_mapping(os.environ)
+        """The environment's; without AWS_REGION/AWS_DEFAULT_REGION, the region of the AWS
+        config (AWS_PROFILE's, else the default profile's), as boto3 would pick it."""
+        env: Mapping[str, str] = os.environ
+        if env_region(env) is None:
+            env = {**env, "AWS_REGION": configured_region() or "us-east-1"}
+        return cls.from_mapping(env)
+
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, str]) -> Settings:
+        """From a deployed stack's outputs (`{OutputKey: OutputValue}`); all must be there."""
+        missing = sorted(set(OUTPUT_VARIABLES) - set(outputs))
+        if missing:
+            raise ValueError(f"the stack has no output {', '.join(missing)}: is it an "
+                             "ostinato stack, deployed from the current template.yaml?")
+        return cls.from_mapping({var: outputs[key] for key, var in OUTPUT_VARIABLES.items()})
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
@@ -40,7 +71,7 @@ class Settings:
             scheduler_role_arn=env.get("OSTINATO_SCHEDULER_ROLE_ARN", ""),
             timer_queue_arn=env.get("OSTINATO_TIMER_QUEUE_ARN", ""),
             trigger_queue_arn=env.get("OSTINATO_TRIGGER_QUEUE_ARN", ""),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region=env_region(env) or "us-east-1",
         )
 
     def to_env(self) -> dict[str, str]:
