@@ -111,3 +111,98 @@ def test_a_decision_too_large_for_one_transaction_keeps_running_with_a_reason(en
     desc = handle.describe()
     assert desc.status == "RUNNING"
     assert "history batch" in desc.task_failure and "over the limit" in desc.task_failure
+
+
+# -- payloads that would overflow the head, a message or an item (issue: limits never strand) --
+@ostinato.workflow
+async def returns(ctx, size: int, padding: str = ""):
+    return "r" * size
+
+
+@ostinato.workflow
+async def passes_big_args(ctx, size: int):
+    try:
+        await ctx.execute_activity(blob_padded, 1, "a" * size)
+    except ostinato.PayloadTooLargeError as err:
+        return f"refused at the call: {err.what}"
+    return "sent"
+
+
+@ostinato.workflow
+async def big_status(ctx, size: int):
+    try:
+        ctx.set_status("s" * size)
+    except ostinato.PayloadTooLargeError:
+        return "status refused"
+    return "status set"
+
+
+@ostinato.workflow
+async def fails_with_huge_details(ctx):
+    raise ostinato.ApplicationError("boom", details="d" * 500_000)
+
+
+limits_app = ostinato.App(workflows=[returns, passes_big_args, big_status,
+                                     fails_with_huge_details], activities=[blob_padded])
+
+
+def head_item_bytes(env, workflow_id: str) -> int:
+    """The head item's size as DynamoDB counts it: attribute names plus values."""
+    import boto3
+
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    item = ddb.get_item(TableName=env.settings.table_name,
+                        Key={"pk": {"S": f"W#{workflow_id}"}, "sk": {"S": "HEAD"}})["Item"]
+    size = 0
+    for name, value in item.items():
+        (kind, raw), = value.items()
+        size += len(name.encode()) + (len(raw.encode()) if kind in ("S", "N") else 1)
+    return size
+
+
+def test_a_450_kb_result_fails_the_workflow_with_the_reason_instead_of_stranding_it(make_env):
+    """Review finding: a 250 KiB result after 199 KiB of arguments overflowed the head item
+    after the history append; the run showed RUNNING forever. A result over the payload limit
+    now fails the run (deterministically, in the replay core) before anything is written."""
+    env = make_env(limits_app)
+    handle = env.client.start_workflow("returns", 450_000, id="r450")
+    with pytest.raises(ostinato.WorkflowFailedError, match=r"workflow result.*over the limit"):
+        handle.result()
+    desc = handle.describe()
+    assert desc.status == "FAILED" and desc.task_failure is None
+    assert env.handler_errors == []
+    assert_history_sound(handle.history())
+
+
+def test_large_args_and_a_large_result_keep_the_head_under_400_kb(make_env):
+    env = make_env(limits_app)
+    args_pad = "a" * (199 * 1024 - 20)  # the largest arguments a start accepts
+    handle = env.client.start_workflow("returns", 190_000, args_pad, id="big-both")
+    assert handle.result() == "r" * 190_000
+    assert head_item_bytes(env, "big-both") < 300_000  # the result stayed in history
+    assert handle.describe().result == "r" * 190_000   # ... and describe reads it from there
+    (listed,) = env.client.list_workflows(status="COMPLETED")
+    assert listed.result == "r" * 190_000
+
+
+def test_oversized_activity_arguments_raise_in_the_workflow_at_the_call(make_env):
+    env = make_env(limits_app)
+    out = env.client.start_workflow("passes_big_args", 300_000).result()
+    assert out == "refused at the call: arguments of activity 'blob'"
+
+
+def test_an_oversized_custom_status_is_refused_in_the_workflow(make_env):
+    env = make_env(limits_app)
+    assert env.client.start_workflow("big_status", 40_000).result() == "status refused"
+    assert env.client.start_workflow("big_status", 1_000).result() == "status set"
+
+
+def test_a_failure_with_huge_details_is_cut_to_fit(make_env):
+    env = make_env(limits_app)
+    handle = env.client.start_workflow("fails_with_huge_details", id="fhd")
+    with pytest.raises(ostinato.WorkflowFailedError) as failed:
+        handle.result()
+    assert str(failed.value.cause) == "boom"
+    error = handle.describe().error or {}
+    assert error.get("details") is None and "too large" in error.get("details_dropped", "")
+    assert head_item_bytes(env, "fhd") < 100_000

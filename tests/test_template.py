@@ -171,12 +171,17 @@ def check_table(cfn: Template) -> None:
     assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
                                   {"AttributeName": "sk", "KeyType": "RANGE"}], props["KeySchema"]
     indexes = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
-    assert set(indexes) == {"by_status", "by_type"}, sorted(indexes)
-    for index, hash_key in (("by_status", "status"), ("by_type", "workflow_type")):
+    # the indexes are the store's, key for key and attribute for attribute
+    from ostinato._aws.store import LISTED
+    assert set(indexes) == {"by_status", "by_type", "by_start"}, sorted(indexes)
+    for index, hash_key in (("by_status", "ls"), ("by_type", "lt"), ("by_start", "la")):
         assert indexes[index]["KeySchema"] == [
             {"AttributeName": hash_key, "KeyType": "HASH"},
             {"AttributeName": "start_time", "KeyType": "RANGE"}], index
-        assert indexes[index]["Projection"] == {"ProjectionType": "ALL"}, index
+        projection = indexes[index]["Projection"]
+        assert projection["ProjectionType"] == "INCLUDE", index  # never ALL: args stay out
+        assert sorted(projection["NonKeyAttributes"]) == sorted(LISTED), index
+        assert "args" not in projection["NonKeyAttributes"]
     assert table.get("DeletionPolicy") == "Retain", "histories must survive a stack delete"
 
 

@@ -13,6 +13,7 @@ import binascii
 import functools
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -36,6 +37,7 @@ from .._core.errors import (
     CallbackError,
     CallbackNotFoundError,
     ChildWorkflowError,
+    InvalidPageTokenError,
     PayloadTooLargeError,
     QueryRejectedError,
     UnknownTypeError,
@@ -244,6 +246,7 @@ ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidScheduleError: (400, "invalid_schedule"),
     ScheduleNotFoundError: (404, "schedule_not_found"),
     ScheduleAlreadyExistsError: (409, "schedule_already_exists"),
+    InvalidPageTokenError: (400, "invalid_page_token"),
 }
 
 
@@ -315,10 +318,12 @@ def list_workflows(
     workflow_type: Annotated[str | None, Query(min_length=1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     next_token: Annotated[str | None, Query()] = None,
+    started_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    started_before: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
 ) -> Response[ListResponse]:
     start_key = _decode_token(next_token) if next_token else None
-    page, last_key = _client().list_page(status, workflow_type, limit, start_key)
-    page.sort(key=lambda d: d.start_time or 0, reverse=True)  # type: ignore[arg-type,return-value]
+    page, last_key = _client().list_page(status, workflow_type, limit, start_key,
+                                         _aware(started_after), _aware(started_before))
     workflows = [description.to_dict() for description in page]
     return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
 
@@ -494,6 +499,11 @@ def openapi_json() -> str:
 
 
 # -- pagination tokens --------------------------------------------------------------------
+def _aware(when: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as every time this API answers with)."""
+    return None if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _encode_token(key: dict[str, Any] | None) -> str | None:
     if not key:
         return None

@@ -3,7 +3,14 @@
 Layout (one table, keys `pk`/`sk`):
 
 - `W#<workflow_id>` / `HEAD`: the current run of a workflow id and its projection (status,
-  type, times, result, custom status) for describe and list; indexes `by_status`, `by_type`.
+  type, times, result, custom status) for describe and list. Three sharded indexes list heads
+  newest first without a scan: `by_status` (key `ls` = status#shard), `by_type` (`lt` =
+  type#shard) and `by_start` (`la` = shard), each sorted by start time. The shard (0-7, from
+  the workflow id) spreads a status or type over 8 partitions, so no single status value takes
+  every start. They project what describe shows except the arguments (INCLUDE), so an index
+  write stays small; a result over 32 KiB is not copied to the head (`result_spilled`) and is
+  read from the run's last batch instead. The head therefore never nears 400 KB: arguments
+  (at most 200 KiB) plus at most 32 KiB each of result, failure and custom status.
 - `R#<run_id>` / `B#<n>`: batch n of the run's history (events, outbox, consumed message
   keys, projection). Batches are put with `attribute_not_exists`: the key is the expected
   sequence number, so of two racing appenders exactly one wins (`AppendConflict`).
@@ -15,23 +22,36 @@ Every write is conditional; a failed condition becomes a typed error here and no
 from __future__ import annotations
 
 import functools
+import hashlib
+import heapq
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
 )
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from .._core import history as h
+from .._core.errors import InvalidPageTokenError
 from .._core.serde import dumps, loads
 from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
+
+#: Index shards per status, per type and overall (DESIGN: no partition per status value).
+LIST_SHARDS = 8
+#: What the list indexes carry besides their keys: everything describe shows but arguments.
+LISTED = ["run_id", "workflow_type", "status", "close_time", "result", "result_spilled",
+          "failure", "custom_status", "task_failure"]
+#: A result larger than this stays in the run's last batch instead of the head (and indexes).
+HEAD_INLINE_BYTES = 32 * 1024
 
 #: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
 ITEM_CHUNK = 300_000
@@ -45,18 +65,6 @@ def _transaction_conflict(exc: Exception) -> bool:
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return code == "TransactionCanceledException" and any(
         r is not None and r.code == "TransactionConflict" for r in reasons)
-
-
-def _chunks(text: str, size: int = ITEM_CHUNK) -> list[str]:
-    """Split on UTF-8 byte counts (items are limited in bytes), never inside a character."""
-    data, out, i = text.encode(), [], 0
-    while i < len(data):
-        j = min(i + size, len(data))
-        while j < len(data) and data[j] & 0xC0 == 0x80:  # a continuation byte: step back
-            j -= 1
-        out.append(data[i:j].decode())
-        i = j
-    return out or [""]
 
 
 def _conditional_failed(exc: Exception) -> bool:
@@ -77,17 +85,25 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
     class ByStatus(GlobalSecondaryIndex):  # type: ignore[type-arg]
         class Meta:
             index_name = "by_status"
-            projection = AllProjection()
+            projection = IncludeProjection(LISTED)
 
-        status = UnicodeAttribute(hash_key=True)
+        ls = UnicodeAttribute(hash_key=True)
         start_time = NumberAttribute(range_key=True)
 
     class ByType(GlobalSecondaryIndex):  # type: ignore[type-arg]
         class Meta:
             index_name = "by_type"
-            projection = AllProjection()
+            projection = IncludeProjection(LISTED)
 
-        workflow_type = UnicodeAttribute(hash_key=True)
+        lt = UnicodeAttribute(hash_key=True)
+        start_time = NumberAttribute(range_key=True)
+
+    class ByStart(GlobalSecondaryIndex):  # type: ignore[type-arg]
+        class Meta:
+            index_name = "by_start"
+            projection = IncludeProjection(LISTED)
+
+        la = UnicodeAttribute(hash_key=True)
         start_time = NumberAttribute(range_key=True)
 
     class HeadItem(Model):
@@ -108,8 +124,13 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         continued_from = UnicodeAttribute(null=True)
         deadline = NumberAttribute(null=True)
         parent = UnicodeAttribute(null=True)
+        result_spilled = BooleanAttribute(null=True)
+        ls = UnicodeAttribute(null=True)
+        lt = UnicodeAttribute(null=True)
+        la = UnicodeAttribute(null=True)
         by_status = ByStatus()
         by_type = ByType()
+        by_start = ByStart()
 
     class BatchItem(Model):
         Meta = meta  # type: ignore[assignment]
@@ -118,7 +139,10 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         first = NumberAttribute()
         t = NumberAttribute()
         decided = BooleanAttribute()
-        body = UnicodeAttribute()  # JSON {"events", "outbox", "state"}, chunked over parts
+        # the batch body {"events", "outbox", "state"}: zlib-compressed JSON in `bz` (written
+        # since compression), or plain JSON in `body` (older items); chunked over parts
+        body = UnicodeAttribute(null=True)
+        bz = BinaryAttribute(null=True, legacy_encoding=False)
         parts = NumberAttribute(default=1)
         consumed = ListAttribute(null=True)  # type: ignore[var-annotated]
 
@@ -138,13 +162,58 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
     return HeadItem, BatchItem, HeartbeatItem, OutcomeItem
 
 
+def shard_of(workflow_id: str) -> int:
+    """The list-index shard of a workflow id (stable across its runs)."""
+    return int.from_bytes(hashlib.sha256(workflow_id.encode()).digest()[:4], "big") % LIST_SHARDS
+
+
 def _batch_sk(number: int) -> str:
     return f"B#{number:010d}"
 
 
-def _to_batch(head: Any, body_json: str) -> h.Batch:
+def _to_batch(head: Any, parts: list[Any]) -> h.Batch:
+    """The batch whose items are `parts` (its first item, then the rest, in key order)."""
+    if head.bz is not None:
+        body = zlib.decompress(b"".join(bytes(p.bz) for p in parts)).decode()
+    else:
+        body = "".join(p.body for p in parts)
     return h.decode_body(int(head.sk[2:12]), int(head.first), float(head.t), bool(head.decided),
-                         list(head.consumed or []), body_json)
+                         list(head.consumed or []), body)
+
+
+def _byte_chunks(data: bytes, size: int = ITEM_CHUNK) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+
+
+def _page_starts(token: Any, key_attr: str, prefix: str, low: float, high: float,
+                 ) -> dict[int, Any]:
+    """The per-shard start keys of a page token, checked (a forged one is refused, never
+    sent to DynamoDB): `InvalidPageTokenError`."""
+    starts = token.get("shards") if isinstance(token, dict) else None
+    if not isinstance(starts, dict) or not starts:
+        raise InvalidPageTokenError("not a page token of this listing")
+    out: dict[int, Any] = {}
+    for name, key in starts.items():
+        if not (isinstance(name, str) and name.isdigit() and int(name) < LIST_SHARDS):
+            raise InvalidPageTokenError("not a page token of this listing")
+        shard = int(name)
+        if key is not None:
+            try:
+                ok = (set(key) == {"pk", "sk", key_attr, "start_time"}
+                      and key["pk"]["S"].startswith("W#") and key["sk"] == {"S": "HEAD"}
+                      and key[key_attr] == {"S": f"{prefix}{shard}"}
+                      and low <= float(key["start_time"]["N"]) <= high)
+            except (TypeError, KeyError, AttributeError, ValueError):
+                ok = False
+            if not ok:
+                raise InvalidPageTokenError("not a page token of this listing")
+        out[shard] = key
+    return out
+
+
+def _list_keys(workflow_id: str, status: str, workflow_type: str) -> dict[str, str]:
+    shard = shard_of(workflow_id)
+    return {"ls": f"{status}#{shard}", "lt": f"{workflow_type}#{shard}", "la": str(shard)}
 
 
 @functools.cache
@@ -202,9 +271,11 @@ class Store:
         return self._to_head(item)
 
     def _to_head(self, item: Any) -> Head:
+        args = getattr(item, "args", None)  # not in the list indexes
         return Head(
             workflow_id=item.pk[2:], run_id=item.run_id, workflow_type=item.workflow_type,
-            status=item.status, start_time=float(item.start_time), args=loads(item.args),
+            status=item.status, start_time=float(item.start_time),
+            args=[] if args is None else loads(args),  # a listed head: describe needs none
             close_time=None if item.close_time is None else float(item.close_time),
             result=None if item.result is None else loads(item.result),
             failure=None if item.failure is None else loads(item.failure),
@@ -212,7 +283,8 @@ class Store:
             batch=int(item.batch or 0), task_failure=item.task_failure,
             continued_from=item.continued_from,
             deadline=None if item.deadline is None else float(item.deadline),
-            parent=None if item.parent is None else loads(item.parent))
+            parent=None if getattr(item, "parent", None) is None else loads(item.parent),
+            result_spilled=bool(item.result_spilled))
 
     def create_head(self, head: Head, replacing: str | None = None,
                     only_new: bool = False) -> None:
@@ -227,7 +299,8 @@ class Store:
                  workflow_type=head.workflow_type, status=h.RUNNING,
                  start_time=head.start_time, args=dumps(head.args), batch=0,
                  continued_from=head.continued_from, deadline=head.deadline,
-                 parent=None if head.parent is None else dumps(head.parent))
+                 parent=None if head.parent is None else dumps(head.parent),
+                 **_list_keys(head.workflow_id, h.RUNNING, head.workflow_type))
         if only_new:  # the id must never have had a run (id_reuse_policy reject_duplicate)
             allowed = H.pk.does_not_exist()
         elif replacing is None:
@@ -247,15 +320,20 @@ class Store:
         """Copy a batch's projection onto the head, unless a newer one is there already."""
         H = self._head
         item = H(f"W#{workflow_id}", "HEAD")
+        shard = shard_of(workflow_id)
         actions = [H.status.set(state["status"]), H.batch.set(batch),
+                   H.ls.set(f"{state['status']}#{shard}"),
                    H.custom_status.set(dumps(state.get("custom_status")))]
         if task_failure is None:
             actions.append(H.task_failure.remove())
         else:
             actions.append(H.task_failure.set(task_failure[:2000]))
         if state["status"] != h.RUNNING:
+            result = dumps(state.get("result"))
+            spilled = len(result.encode()) > HEAD_INLINE_BYTES  # read from the batch instead
             actions += [H.close_time.set(state.get("close_time")),
-                        H.result.set(dumps(state.get("result"))),
+                        H.result.set(None if spilled else result),
+                        H.result_spilled.set(True) if spilled else H.result_spilled.remove(),
                         H.failure.set(dumps(state.get("failure")))]
         newer_batch_of_this_run = (H.run_id == run_id) & (H.batch < batch)
         try:
@@ -268,35 +346,78 @@ class Store:
 
     def list_heads(self, status: str | None = None, workflow_type: str | None = None,
                    limit: int = 100, start_key: dict[str, Any] | None = None,
+                   started_after: float | None = None, started_before: float | None = None,
                    ) -> tuple[list[Head], dict[str, Any] | None]:
-        """Newest first; filter by status and/or type through the indexes."""
+        """Newest first, filtered by status, type and start time, through the sharded indexes.
+
+        Each shard is queried newest first and the shards are merged; `start_key` (what the
+        previous page returned) holds where each shard stopped. Never a scan.
+        """
         H = self._head
-        if status is not None:
-            condition = None if workflow_type is None else (H.workflow_type == workflow_type)
-            result = H.by_status.query(status, filter_condition=condition, limit=limit,
-                                       scan_index_forward=False,
-                                       last_evaluated_key=start_key)
+        condition = None
+        if status is not None and workflow_type is not None:
+            index, prefix, condition = H.by_status, f"{status}#", H.workflow_type == workflow_type
+        elif status is not None:
+            index, prefix = H.by_status, f"{status}#"
         elif workflow_type is not None:
-            result = H.by_type.query(workflow_type, limit=limit, scan_index_forward=False,
-                                     last_evaluated_key=start_key)
+            index, prefix = H.by_type, f"{workflow_type}#"
         else:
-            result = H.scan(H.sk == "HEAD", limit=limit, last_evaluated_key=start_key)
-        heads = [self._to_head(item) for item in result]
-        return heads, result.last_evaluated_key
+            index, prefix = H.by_start, ""
+        low = started_after if started_after is not None else 0.0
+        high = started_before if started_before is not None else 1e12
+        when = None
+        if started_after is not None or started_before is not None:
+            when = H.start_time.between(low, high)
+        key_attr = {"": "la"}.get(prefix, "ls" if status is not None else "lt")
+        shards = (dict.fromkeys(range(LIST_SHARDS)) if start_key is None
+                  else _page_starts(start_key, key_attr, prefix, low, high))
+
+        def stream(shard: int) -> Iterator[tuple[float, str, int, Any]]:
+            for item in index.query(f"{prefix}{shard}", range_key_condition=when,
+                                    filter_condition=condition, scan_index_forward=False,
+                                    page_size=limit, last_evaluated_key=shards[shard]):
+                yield -float(item.start_time), item.pk, shard, item
+
+        page: list[Any] = []
+        last: dict[int, Any] = {}
+        merged = heapq.merge(*(stream(shard) for shard in shards))
+        for _, _, shard, item in merged:
+            if len(page) == limit:
+                break
+            page.append(item)
+            last[shard] = item
+        else:  # every shard ran dry: no next page
+            return [self._to_head(item) for item in page], None
+        following: dict[str, Any] = {}
+        for shard, start in shards.items():
+            if shard in last:
+                item = last[shard]
+                following[str(shard)] = {
+                    "pk": {"S": item.pk}, "sk": {"S": item.sk},
+                    key_attr: {"S": getattr(item, key_attr)},
+                    "start_time": {"N": NumberAttribute().serialize(item.start_time)}}
+            else:
+                following[str(shard)] = start
+        return [self._to_head(item) for item in page], {"shards": following}
 
     # -- history ------------------------------------------------------------------------
-    def load_batches(self, run_id: str, after: int = 0) -> list[h.Batch]:
-        """The run's batches numbered above `after` (all of them by default), in order."""
+    def load_batches(self, run_id: str, after: int = 0, consistent: bool = True,
+                     ) -> list[h.Batch]:
+        """The run's batches numbered above `after` (all of them by default), in order.
+
+        Batches never change once written, so an eventually consistent read (`consistent`
+        False, half the RCU) can only miss the newest ones, never show a wrong one.
+        """
         B = self._batch
         condition = (B.sk.startswith("B#") if after == 0
                      else B.sk.between(_batch_sk(after + 1), "B#~"))
-        items = list(B.query(f"R#{run_id}", condition, consistent_read=True))
+        items = list(B.query(f"R#{run_id}", condition, consistent_read=consistent))
         batches: list[h.Batch] = []
         i = 0
         while i < len(items):
             head = items[i]
             parts = items[i:i + int(head.parts)]
-            batches.append(_to_batch(head, "".join(p.body for p in parts)))
+            batches.append(_to_batch(head, parts))
             i += len(parts)
         return batches
 
@@ -308,7 +429,7 @@ class Store:
                             scan_index_forward=False, page_size=4):
             tail.append(item)
             if len(item.sk) == 12:  # "B#" + 10 digits: the batch's first item
-                return _to_batch(item, "".join(p.body for p in reversed(tail)))
+                return _to_batch(item, list(reversed(tail)))
         return None
 
     def append(self, run_id: str, batch: h.Batch) -> None:
@@ -319,10 +440,10 @@ class Store:
         """
         B = self._batch
         h.check_batch_size(batch)
-        chunks = _chunks(h.encode_body(batch))
+        chunks = _byte_chunks(zlib.compress(h.encode_body(batch).encode(), 6))
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
-                   t=batch.time, decided=batch.decided, body=chunk, parts=len(chunks),
+                   t=batch.time, decided=batch.decided, bz=chunk, parts=len(chunks),
                    consumed=(batch.consumed or None) if n == 0 else None)
                  for n, chunk in enumerate(chunks)]
         number_is_free = B.pk.does_not_exist()

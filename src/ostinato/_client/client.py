@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from .._core import history as h
@@ -208,21 +210,38 @@ class Client:
 
     # -- reading ------------------------------------------------------------------------
     def list_workflows(self, status: str | None = None, workflow_type: str | None = None,
-                       page_size: int = 100) -> Iterator[WorkflowDescription]:
-        """Workflows (their current runs), newest first, filtered by status and/or type."""
+                       page_size: int = 100, started_after: datetime | None = None,
+                       started_before: datetime | None = None,
+                       ) -> Iterator[WorkflowDescription]:
+        """Workflows (their current runs), newest first, filtered by status, type and start
+        time (`started_after <= start <= started_before`, aware datetimes)."""
         start_key: dict[str, Any] | None = None
         while True:
-            page, start_key = self.list_page(status, workflow_type, page_size, start_key)
+            page, start_key = self.list_page(status, workflow_type, page_size, start_key,
+                                             started_after, started_before)
             yield from page
             if not start_key:
                 return
 
     def list_page(self, status: str | None, workflow_type: str | None, limit: int,
                   start_key: dict[str, Any] | None = None,
+                  started_after: datetime | None = None, started_before: datetime | None = None,
                   ) -> tuple[list[WorkflowDescription], dict[str, Any] | None]:
-        """One page of `list_workflows`, and the key the next page starts after."""
-        heads, last_key = self.store.list_heads(status, workflow_type, limit, start_key)
-        return [WorkflowDescription.from_head(head) for head in heads], last_key
+        """One page of `list_workflows`, and the key the next page starts after
+        (`InvalidPageTokenError` for a key this listing did not hand out)."""
+        heads, last_key = self.store.list_heads(
+            status, workflow_type, limit, start_key,
+            None if started_after is None else started_after.timestamp(),
+            None if started_before is None else started_before.timestamp())
+        return [self.describe_head(head) for head in heads], last_key
+
+    def describe_head(self, head: Head) -> WorkflowDescription:
+        """A head as describe shows it; a result too large for the head comes from history."""
+        if head.result_spilled:
+            last = self.store.last_batch(head.run_id)
+            if last is not None:
+                head = dataclasses.replace(head, result=last.state.get("result"))
+        return WorkflowDescription.from_head(head)
 
     def history_batches(self, workflow_id: str, run_id: str | None = None) -> list[h.Batch]:
         """The batches of the run (the current one by default), for history documents."""

@@ -184,7 +184,7 @@ class WorkflowHandle:
         raise RuntimeError(f"unexpected status {state['status']!r}")
 
     def describe(self) -> WorkflowDescription:
-        return WorkflowDescription.from_head(self._head())
+        return self._client.describe_head(self._head())
 
     def history(self) -> list[h.Event]:
         return list(self._client.store.iter_events(self.current_run_id()))

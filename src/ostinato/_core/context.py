@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .definitions import ActivityOptions, activity_definition, seconds, type_name
+from .serde import MAX_STATUS_BYTES, check_payload
 
 if TYPE_CHECKING:
     from .instance import WorkflowInfo, WorkflowInstance
@@ -77,6 +78,7 @@ class WorkflowContext:
             definition = activity_definition(activity)
             options = definition.options.merged(overrides)
             name = type_name(activity, "activity")
+        check_payload(f"arguments of activity {name!r}", list(args))  # raises here, in the code
         return self._instance.schedule_activity(name, list(args), options.to_dict(), local)
 
     # -- time ---------------------------------------------------------------------------
@@ -131,7 +133,10 @@ class WorkflowContext:
         self._instance.update_handlers[name] = (handler, validator)
 
     def set_status(self, status: Any) -> None:
-        """A custom status (JSON), visible in describe and list without replay."""
+        """A custom status (JSON, at most 32 KiB), visible in describe and list without replay.
+
+        Raises `PayloadTooLargeError` (or `ApplicationError` for a value that is not JSON)."""
+        check_payload("custom status", status, MAX_STATUS_BYTES)
         self._instance.custom_status = status
 
     # -- child workflows ------------------------------------------------------------------
@@ -142,8 +147,10 @@ class WorkflowContext:
         `parent_close_policy`: what happens to the child if this workflow closes first:
         "terminate", "request_cancel" or "abandon". Cancelling the wait cancels the child.
         """
-        return await self._instance.start_child(type_name(workflow, "workflow"), list(args),
-                                                id, parent_close_policy)
+        workflow_type = type_name(workflow, "workflow")
+        check_payload(f"arguments of child workflow {workflow_type!r}", list(args))
+        return await self._instance.start_child(workflow_type, list(args), id,
+                                                parent_close_policy)
 
     # -- external completion --------------------------------------------------------------
     def create_callback(self, timeout: float | timedelta | None = None,
@@ -161,7 +168,10 @@ class WorkflowContext:
     # -- continue-as-new ----------------------------------------------------------------
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start a fresh one with `args`: same workflow id, new run id,
-        empty history (how eternal workflows keep their history small)."""
+        empty history (how eternal workflows keep their history small).
+
+        Arguments too large to carry raise `PayloadTooLargeError` here, in the workflow."""
+        check_payload("continue-as-new arguments", list(args))
         raise ContinueAsNewRequest(list(args))
 
     # -- versioning ---------------------------------------------------------------------

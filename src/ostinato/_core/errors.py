@@ -174,3 +174,7 @@ class ScheduleNotFoundError(OstinatoError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"schedule {name!r} not found")
         self.name = name
+
+
+class InvalidPageTokenError(OstinatoError, ValueError):
+    """A page token that this stack did not issue (or for another listing)."""

@@ -26,11 +26,12 @@ from .errors import (
     ApplicationError,
     CallbackError,
     ChildWorkflowError,
+    PayloadTooLargeError,
     QueryRejectedError,
     UpdateRejectedError,
 )
 from .loop import DurableTimerHandle, WorkflowLoop
-from .serde import from_failure, to_failure
+from .serde import check_payload, from_failure, to_failure
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,11 @@ class WorkflowInstance:
         handler = self.update_handlers[name][0]
 
         def finish(outcome: dict[str, Any]) -> None:
+            if "result" in outcome:  # a result too large to carry fails the update, not the run
+                try:
+                    check_payload(f"result of update {name!r}", outcome["result"])
+                except (PayloadTooLargeError, ApplicationError) as exc:
+                    outcome = {"failure": to_failure(exc)}
             self.command(h.CompleteUpdate(self.next_seq(), update_id, outcome))
 
         try:
@@ -416,7 +422,13 @@ class WorkflowInstance:
         elif error is not None:
             self._close(h.FailWorkflow(self.next_seq(), to_failure(error)))
         else:
-            self._close(h.CompleteWorkflow(self.next_seq(), self._main.result()))
+            result = self._main.result()
+            try:  # a result too large to carry fails the run, deterministically, with the reason
+                check_payload("workflow result", result)
+            except (PayloadTooLargeError, ApplicationError) as too_large:
+                self._close(h.FailWorkflow(self.next_seq(), to_failure(too_large)))
+                return
+            self._close(h.CompleteWorkflow(self.next_seq(), result))
 
     def _close(self, cmd: h.Command) -> None:
         self._commands.append(cmd)

@@ -18,6 +18,11 @@ from .errors import (
 #: 256 KiB per message and a history batch item at most 400 KB, so one payload stays well below.
 MAX_PAYLOAD_BYTES = 200 * 1024
 
+#: A failure (message, type, details, stack, causes) is cut to this, wherever it goes.
+MAX_FAILURE_BYTES = 32 * 1024
+#: A custom status is shown by describe and list: it must stay small.
+MAX_STATUS_BYTES = 32 * 1024
+
 Failure = dict[str, Any]
 
 
@@ -66,7 +71,34 @@ def to_failure(exc: BaseException) -> Failure:
         failure["cause"] = to_failure(cause)
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
     failure["stack"] = tb[-4000:]
-    return failure
+    return bound_failure(failure)
+
+
+def _size(value: Any) -> int:
+    try:
+        return len(dumps(value).encode())
+    except (TypeError, ValueError):
+        return MAX_FAILURE_BYTES + 1
+
+
+def bound_failure(failure: Failure, limit: int = MAX_FAILURE_BYTES) -> Failure:
+    """`failure`, cut until it fits `limit` bytes: details first, then the stack, the message,
+    and finally the causes. A failure travels in messages, history and the head item, so its
+    size must never depend on what the code raised."""
+    if _size(failure) <= limit:
+        return failure
+    cut = dict(failure)
+    if "details" in cut:
+        cut["details"] = None
+        cut["details_dropped"] = "details were too large to record"
+    for key, keep in (("stack", 2000), ("message", 4000)):
+        if _size(cut) > limit and isinstance(cut.get(key), str):
+            cut[key] = cut[key][:keep]
+    if _size(cut) > limit and cut.get("cause"):
+        cut["cause"] = bound_failure(cut["cause"], limit // 2)
+    if _size(cut) > limit:
+        cut.pop("cause", None)
+    return cut
 
 
 def from_failure(failure: Failure) -> BaseException:

@@ -23,11 +23,13 @@ class HistoryCache:
         self._max = max_runs
         self._lock = threading.Lock()
 
-    def load(self, store: Store, run_id: str) -> list[h.Batch]:
+    def load(self, store: Store, run_id: str, consistent: bool = True) -> list[h.Batch]:
+        """The run's batches: the cached prefix, then what the store has after it (read
+        eventually consistent unless `consistent`: it may miss the newest, never lie)."""
         with self._lock:
             cached = list(self._runs.get(run_id, ()))
         after = cached[-1].number if cached else 0
-        batches = cached + store.load_batches(run_id, after=after)
+        batches = cached + store.load_batches(run_id, after=after, consistent=consistent)
         self.keep(run_id, batches)
         return batches
 

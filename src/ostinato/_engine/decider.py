@@ -70,8 +70,13 @@ class Decider:
             self._decide(group[0].message.workflow_id, run_id, group)
 
     def _decide(self, wid: str, rid: str, deliveries: list[wire.Delivery]) -> None:
+        # History is read eventually consistent first (half the RCU; batches never change, so
+        # a stale read only misses the newest). A decision made on a stale read loses its
+        # conditional append and reads again, strongly; a decision to do nothing is only
+        # trusted after a strong read (a stale one could hide the timer a message fires).
+        consistent = False
         for _ in range(MAX_APPEND_RACES):
-            batches = self.history.load(self.store, rid)
+            batches = self.history.load(self.store, rid, consistent=consistent)
             start: EventData | None = None
             if not batches:
                 start = self._start_event(wid, rid, deliveries[0].sent_at)
@@ -105,6 +110,9 @@ class Decider:
             beats, checks = self.inbound.callback_beats(index, fresh)
             if not inbound and not beats and not any(isinstance(d.message, wire.Wake)
                                                      for d in fresh):
+                if not consistent:
+                    consistent = True
+                    continue
                 return
             batch = self._next_batch(wid, rid, batches, index, inbound, fresh, last_state)
             carried: dict[str, float] = last_state.get("callback_beats") or {}
@@ -116,6 +124,7 @@ class Decider:
             except AppendConflict:
                 log.info("lost an append race on %s/%s batch %d; re-reading", wid, rid,
                          batch.number)
+                consistent = True
                 continue
             if batch.state.get("status", h.Status.RUNNING) == h.Status.RUNNING:
                 self.history.keep(rid, [*batches, batch])

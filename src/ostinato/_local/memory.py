@@ -40,7 +40,8 @@ class MemStore:
     def get_head(self, workflow_id: str) -> Head | None:
         return self.heads.get(workflow_id)
 
-    def load_batches(self, run_id: str, after: int = 0) -> list[h.Batch]:
+    def load_batches(self, run_id: str, after: int = 0, consistent: bool = True,
+                     ) -> list[h.Batch]:
         """The batches of the run numbered above `after`, in order."""
         if not self.decode:
             return list(self.objects.get(run_id, []))[after:]
