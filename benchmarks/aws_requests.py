@@ -57,8 +57,9 @@ def item_size(item: dict[str, Any] | None) -> int:
     return sum(len(k.encode()) + _av_size(v) for k, v in (item or {}).items())
 
 
-#: GSIs of the table (template.yaml): an item lands in one when it has both key attributes.
-GSI_KEYS = [("status", "start_time"), ("workflow_type", "start_time")]
+#: GSIs of the table (template.yaml): an item lands in one when it has both key attributes;
+#: each projects the item without its arguments (INCLUDE).
+GSI_KEYS = [("ls", "start_time"), ("lt", "start_time"), ("la", "start_time")]
 
 
 def estimate_capacity(op: str, params: dict[str, Any], response: dict[str, Any] | None
@@ -66,9 +67,10 @@ def estimate_capacity(op: str, params: dict[str, Any], response: dict[str, Any] 
     """(RCU, WCU) estimated from request/response item sizes (on-demand: RRU/WRU).
 
     Reads: 1 unit per 4 KB strongly consistent, 0.5 eventually (a Query sums its items first).
-    Writes: 1 unit per 1 KB of the item, plus the same again per GSI the item is in
-    (projection ALL). UpdateItem uses the item after the update (ReturnValues=ALL_NEW, which
-    pynamodb asks for); a failed conditional write still costs the write.
+    Writes: 1 unit per 1 KB of the item, plus 1 unit per 1 KB of its index entry (the item
+    without `args`) per GSI the item is in. UpdateItem uses the item after the update
+    (ReturnValues=ALL_NEW, which pynamodb asks for); a failed conditional write still costs
+    the write.
     """
     response = response or {}
     factor = 1.0 if params.get("ConsistentRead") else 0.5
@@ -81,7 +83,8 @@ def estimate_capacity(op: str, params: dict[str, Any], response: dict[str, Any] 
     def write(item: dict[str, Any] | None) -> float:
         units = max(1, math.ceil(item_size(item) / 1024))
         in_gsis = sum(1 for keys in GSI_KEYS if item and all(k in item for k in keys))
-        return float(units * (1 + in_gsis))
+        listed = {k: v for k, v in (item or {}).items() if k != "args"}
+        return float(units + in_gsis * max(1, math.ceil(item_size(listed) / 1024)))
 
     if op == "PutItem":
         return 0.0, write(params.get("Item"))
@@ -195,3 +198,21 @@ def count_requests(workflow: Any, arg: Any, steps: int) -> dict[str, Any]:
     return {"steps": steps, "wall_s": wall, "cpu_s": cpu, "rows": rows,
             "lambda_invocations": invocations,
             "lambda_invocations_per_step": sum(invocations.values()) / steps}
+
+
+def history_reads(workflow: Any, steps: int) -> dict[str, Any]:
+    """RCU the decider spends reading history per step with a COLD cache (every decision
+    reads the whole history, as a Lambda container new to the run does)."""
+    from ostinato._engine.cache import HistoryCache
+
+    with warm_env() as e:
+        e.engine.decider.history = HistoryCache(max_runs=0)  # keeps nothing: always cold
+        instrument(e)
+        with ApiRecorder() as rec:
+            e.client.start_workflow(workflow, steps, id="cold").result()
+        check_clean(e)
+    reads = [row for (cat, where, name), row in rec.rows.items()
+             if where == "lambda:WorkflowTaskFunction" and name == "dynamodb.Query"]
+    rcu = sum(row["rcu"] for row in reads)
+    calls = sum(row["calls"] for row in reads)
+    return {"steps": steps, "history_rcu_per_step": rcu / steps, "queries_per_step": calls / steps}

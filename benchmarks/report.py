@@ -75,6 +75,12 @@ def print_report(res: dict[str, Any]) -> None:
     if "requests_timer" in res:
         print_requests(res["requests_timer"], "W4 (1 timer + 1 activity), per workflow",
                        unit="wf")
+    if "cold_reads" in res:
+        out("\nHistory reads with a COLD decider cache (each decision reads the whole run; "
+            "eventually consistent, compressed bodies; RCU ESTIMATED from item sizes):")
+        for row in res["cold_reads"]:
+            out(f"  {row['steps']:>5} steps: {row['history_rcu_per_step']:7.2f} RCU/step  "
+                f"({row['queries_per_step']:.2f} Query/step)")
     out("\nReference figures (published elsewhere; not measured here):")
     for name, per_step, throughput in REFERENCE:
         out(f"  {name:<38} {per_step:>13}  {throughput}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import apps
-from .aws_requests import count_requests
+from .aws_requests import count_requests, history_reads
 from .harness import REFERENCE, W1_STEPS, W3_FANOUT, W4_SLEEP, summarize, timed
 from .imports import handler_modules, import_top, run_imports
 from .profiling import profile_w1
@@ -38,7 +38,7 @@ from .workloads import (
     run_w4,
 )
 
-BENCHMARKS = ("w1", "w1core", "w2", "w3", "w4", "replay", "imports", "requests")
+BENCHMARKS = ("w1", "w1core", "w2", "w3", "w4", "replay", "imports", "requests", "cold")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             res["w1"] = {"ms_per_step": summarize([counted["wall_s"] * 1000 / W1_STEPS]),
                          "cpu_ms_per_step": summarize([counted["cpu_s"] * 1000 / W1_STEPS]),
                          "note": "quick run: taken from the request-counting run"}
+    if stage("cold"):  # history RCU per step with a cold decider cache, at two lengths
+        res["cold_reads"] = [history_reads(apps.sequential, n) for n in (100, 1000)]
     if args.profile:
         stage("profile") or print("[profile] ...", file=sys.stderr, flush=True)
         res["profile"] = profile_w1()

@@ -120,3 +120,22 @@ def test_a_listed_head_does_not_carry_the_arguments(env):
     (listed,) = env.client.list_workflows()
     assert listed.workflow_id == "argful" and listed.status == "RUNNING"
     assert ostinato.WorkflowDescription is type(listed)
+
+
+def test_history_comes_in_pages_that_add_up_to_the_whole_run(env):
+    handle = env.client.start_workflow(core.sequential, 12, id="paged")
+    handle.result()
+    whole = env.client.history_batches("paged")
+    pages, after, calls = [], 0, 0
+    while True:
+        rid, batches, after = env.client.history_page("paged", after=after, max_bytes=600)
+        calls += 1
+        pages.extend(batches)
+        if after is None:
+            break
+    assert rid == handle.current_run_id()
+    assert [b.number for b in pages] == [b.number for b in whole]
+    assert [b.events for b in pages] == [b.events for b in whole]
+    assert 3 < calls <= len(whole)  # really in pages, each at least one batch
+    _, everything, end = env.client.history_page("paged")
+    assert len(everything) == len(whole) and end is None

@@ -408,18 +408,29 @@ class Store:
         Batches never change once written, so an eventually consistent read (`consistent`
         False, half the RCU) can only miss the newest ones, never show a wrong one.
         """
+        return self.history_page(run_id, after, consistent=consistent)[0]
+
+    def history_page(self, run_id: str, after: int = 0, max_bytes: int | None = None,
+                     consistent: bool = True) -> tuple[list[h.Batch], bool]:
+        """The batches above `after` until they hold `max_bytes` of event JSON (at least
+        one), and whether more follow."""
         B = self._batch
         condition = (B.sk.startswith("B#") if after == 0
                      else B.sk.between(_batch_sk(after + 1), "B#~"))
-        items = list(B.query(f"R#{run_id}", condition, consistent_read=consistent))
         batches: list[h.Batch] = []
-        i = 0
-        while i < len(items):
-            head = items[i]
-            parts = items[i:i + int(head.parts)]
-            batches.append(_to_batch(head, parts))
-            i += len(parts)
-        return batches
+        parts: list[Any] = []
+        size = 0
+        for item in B.query(f"R#{run_id}", condition, consistent_read=consistent):
+            if not parts and max_bytes is not None and batches and size >= max_bytes:
+                return batches, True  # `item` starts the next page
+            parts.append(item)
+            if len(parts) == int(parts[0].parts):
+                batch = _to_batch(parts[0], parts)
+                batches.append(batch)
+                if max_bytes is not None:
+                    size += len(dumps(batch.events))
+                parts = []
+        return batches, False
 
     def last_batch(self, run_id: str) -> h.Batch | None:
         """The newest batch of a run (its projection is authoritative)."""

@@ -44,6 +44,8 @@ ID_REUSE_POLICIES = ("allow_duplicate", "reject_duplicate")
 #: Workflow ids become SQS FIFO message group ids and URL path segments.
 WORKFLOW_ID = re.compile(r"[!-.0-~]{1,128}")
 APP_ENV = "OSTINATO_APP"
+#: A history page holds about this much event JSON (a Lambda response is at most 6 MB).
+HISTORY_PAGE_BYTES = 1_000_000
 
 __all__ = ["Client", "WorkflowDescription", "WorkflowHandle"]
 
@@ -247,6 +249,16 @@ class Client:
         """The batches of the run (the current one by default), for history documents."""
         rid = self.get_workflow_handle(workflow_id, run_id).current_run_id()
         return self.store.load_batches(rid)
+
+    def history_page(self, workflow_id: str, run_id: str | None = None, after: int = 0,
+                     max_bytes: int = HISTORY_PAGE_BYTES,
+                     ) -> tuple[str, list[h.Batch], int | None]:
+        """(run id, the batches after batch `after` holding about `max_bytes` of events,
+        the `after` of the next page or None at the end): history in pages that fit a
+        response, however long the run."""
+        rid = run_id or self.get_workflow_handle(workflow_id).current_run_id()
+        batches, more = self.store.history_page(rid, after, max_bytes)
+        return rid, batches, batches[-1].number if more and batches else None
 
     # -- schedules (EventBridge Scheduler; see schedules) ---------------------------------
     def create_schedule(self, name: str, workflow: Any, *args: Any, cron: str | None = None,
