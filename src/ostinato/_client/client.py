@@ -150,6 +150,23 @@ class Client:
             return rid
         raise WorkflowAlreadyStartedError(wid, existing.run_id) from None
 
+    def update_with_start(self, workflow: Any, *args: Any, id: str, update: str,
+                          update_args: list[Any] | None = None,
+                          id_conflict_policy: str = "use_existing",
+                          timeout: float | None = None) -> tuple[WorkflowHandle, Any]:
+        """Start the workflow (or, per `id_conflict_policy`, attach to the running one) and
+        run update `update` on it; returns (handle, the update's result), as Temporal's
+        update-with-start. The update follows the start on the workflow's queue, so a new
+        run accepts (and validates) it in its first workflow task. A rejected update raises
+        `UpdateRejectedError`; the workflow stays started.
+        """
+        check_payload("update arguments", list(update_args or []))
+        handle = self.start_workflow(workflow, *args, id=id,
+                                     id_conflict_policy=id_conflict_policy)
+        assert handle.run_id is not None
+        return handle, handle._run_update(handle.run_id, update, list(update_args or []),
+                                          timeout)
+
     def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
         return WorkflowHandle(self, workflow_id, run_id)
 

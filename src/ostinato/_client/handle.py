@@ -120,18 +120,24 @@ class WorkflowHandle:
         """Send update `name`; return its handler's result once the workflow has run it.
 
         Raises `UpdateRejectedError` (validator refused it, unknown update, closed workflow:
-        nothing is recorded) or the handler's error if it raised.
+        nothing is recorded) or the handler's error if it raised. Right after a start it
+        waits for the first workflow task (bounded by `timeout`).
         """
         check_payload("update arguments", list(args))
         head = self._open_head()
-        replayer = self._replay(head)
+        replayer = self._replay(head, timeout=timeout)
         replayer.instance.validate_update(name, list(args))  # refuse before anything is sent
+        return self._run_update(head.run_id, name, list(args), timeout)
+
+    def _run_update(self, run_id: str, name: str, args: list[Any],
+                    timeout: float | None) -> Any:
+        """Send the update to `run_id` (the decider validates it again) and wait for it."""
         uid = uuid.uuid4().hex
         self._client.transport.send_workflow_task(
-            wire.Update(self.id, head.run_id, keys.update(uid), update_id=uid, name=name,
-                        args=list(args)))
+            wire.Update(self.id, run_id, keys.update(uid), update_id=uid, name=name,
+                        args=args))
         outcome = self._client._wait_for(
-            lambda: self._client.store.update_outcome(head.run_id, uid), timeout,
+            lambda: self._client.store.update_outcome(run_id, uid), timeout,
             f"update {name!r} of {self.id!r} not finished")
         if "rejected" in outcome:
             raise UpdateRejectedError(outcome["rejected"])
@@ -139,11 +145,22 @@ class WorkflowHandle:
             raise from_failure(outcome["failure"])
         return outcome.get("result")
 
-    def _replay(self, head: Head, run_id: str | None = None) -> Replayer:
-        """The run replayed from its history (for queries and update validation)."""
-        batches = self._client.store.load_batches(run_id or head.run_id)
+    def _replay(self, head: Head, run_id: str | None = None,
+                timeout: float | None = None) -> Replayer:
+        """The run replayed from its history (for queries and update validation).
+
+        Right after a start the run has no history yet: wait for its first workflow task
+        (bounded by `timeout`), as a query or update sent then would in Temporal.
+        """
+        rid = run_id or head.run_id
+        batches = self._client.store.load_batches(rid)
         if not batches:
-            raise QueryRejectedError(f"workflow {self.id!r} has not started running yet")
+            try:
+                batches = self._client._wait_for(
+                    lambda: self._client.store.load_batches(rid) or None, timeout,
+                    f"workflow {self.id!r} has not run its first workflow task")
+            except TimeoutError as exc:
+                raise QueryRejectedError(str(exc)) from None
         app = self._client.app
         definition = app.workflow(head.workflow_type)
         try:
@@ -151,10 +168,13 @@ class WorkflowHandle:
         except Exception as exc:
             raise QueryRejectedError(f"cannot replay workflow {self.id!r}: {exc}") from exc
 
-    def query(self, name: str, *args: Any) -> Any:
-        """Answer query `name` from the state replayed out of history."""
+    def query(self, name: str, *args: Any, timeout: float | None = None) -> Any:
+        """Answer query `name` from the state replayed out of history.
+
+        Right after a start, waits (up to `timeout` seconds) for the first workflow task.
+        """
         head = self._head()
-        return self._replay(head, self.run_id).query(name, list(args))
+        return self._replay(head, self.run_id, timeout).query(name, list(args))
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the workflow to close; return its result or raise how it ended.

@@ -30,6 +30,12 @@ class ContinueAsNewRequest(BaseException):
         self.args_list = args
 
 
+def plain_name(fn: Any) -> str:
+    """The name a plain callable run as a local activity has in history."""
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{getattr(fn, '__module__', None) or '?'}.{qualname}"
+
+
 def callback_token(workflow_id: str, run_id: str, seq: int, secret: str) -> str:
     """`<base64url of [workflow_id, run_id, seq]>.<secret>`: routable, unguessable."""
     where = base64.urlsafe_b64encode(json.dumps([workflow_id, run_id, seq]).encode())
@@ -64,7 +70,12 @@ class WorkflowContext:
         return await self._schedule(activity, args, options, local=False)
 
     async def execute_local_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
-        """Run a short activity inline in the decider; its outcome is recorded in history."""
+        """Run a short activity inline in the decider; its outcome is recorded in history.
+
+        `activity` is any callable (sync or async), decorated with @activity or not; a plain
+        one is named by its module and qualified name in history, with default options
+        overridden by `options`.
+        """
         return await self._schedule(activity, args, options, local=True)
 
     def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
@@ -74,6 +85,14 @@ class WorkflowContext:
             base = registered.options if registered is not None else ActivityOptions()
             options = base.merged(overrides)
             name = activity
+        elif local and getattr(activity, "__ostinato_activity__", None) is None:
+            if not callable(activity):
+                raise TypeError(f"{activity!r} is not callable")
+            options = ActivityOptions().merged(overrides)
+            name = plain_name(activity)
+            check_payload(f"arguments of local activity {name!r}", list(args))
+            return self._instance.schedule_activity(name, list(args), options.to_dict(),
+                                                    local, fn=activity)
         else:
             definition = activity_definition(activity)
             options = definition.options.merged(overrides)

@@ -186,6 +186,8 @@ class RunLocalActivity(Command):
     activity_type: str = ""
     args: list[Any] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    #: the plain callable to run, when it is not a registered @activity (never recorded)
+    fn: Any = field(default=None, compare=False, repr=False)
     identity: ClassVar[tuple[str, ...]] = ("activity_type",)
 
     def event(self) -> tuple[str, dict[str, Any]]:

@@ -86,6 +86,7 @@ class WorkflowInstance:
         self.terminated = False
         self._fn = fn
         self._main: asyncio.Task[Any] | None = None
+        self._main_ran = False
         self.random = random.Random(info.run_id)
         self.ctx = WorkflowContext(self)
         self.logger = _ReplaySafeLogger(self, info)
@@ -105,13 +106,14 @@ class WorkflowInstance:
 
     # -- durable operations the context asks for ----------------------------------------
     def schedule_activity(self, activity_type: str, args: list[Any],
-                          options: dict[str, Any], local: bool) -> asyncio.Future[Any]:
+                          options: dict[str, Any], local: bool,
+                          fn: Any = None) -> asyncio.Future[Any]:
         seq = self.next_seq()
         future = self.loop.create_future()
         self._activities[seq] = future
         self._activity_types[seq] = activity_type
         if local:
-            local_cmd = h.RunLocalActivity(seq, activity_type, args, options)
+            local_cmd = h.RunLocalActivity(seq, activity_type, args, options, fn=fn)
             self._local[seq] = local_cmd
             self.command(local_cmd)
         else:
@@ -241,6 +243,7 @@ class WorkflowInstance:
         match etype:
             case h.STARTED:
                 self._main = self.loop.create_task(self._run_main(attrs.get("args") or []))
+                self._main_ran = False
             case h.ACTIVITY_COMPLETED:
                 self._resolve(attrs["seq"], attrs.get("result"), None)
             case h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
@@ -265,6 +268,7 @@ class WorkflowInstance:
             case h.CHILD_COMPLETED | h.CHILD_FAILED:
                 self._settle_child(etype, attrs)
             case h.UPDATE_ACCEPTED:
+                self.ensure_started()
                 self._run_update(attrs["update_id"], attrs["name"], list(attrs.get("args") or []))
             case _:
                 raise ValueError(f"not an inbound event: {etype}")
@@ -372,8 +376,17 @@ class WorkflowInstance:
     async def _run_main(self, args: list[Any]) -> Any:
         return await self._fn(self.ctx, *args)
 
+    def ensure_started(self) -> None:
+        """Run the workflow function to its first wait if it has not run yet, so an update
+        that arrives with the start (update-with-start, or sent right after it) finds the
+        handlers the code registers first. Replay calls it at the same point."""
+        if self._main is not None and not self._main_ran:
+            self.run()
+
     def run(self) -> None:
         """Run workflow code until it waits on something only history can provide."""
+        if self._main is not None:
+            self._main_ran = True
         while True:
             try:
                 self.loop.run_ready()

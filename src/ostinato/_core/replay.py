@@ -135,6 +135,7 @@ class Replayer:
         rejected: dict[str, str] = {}
         for event in inbound:
             if event[0] == h.UPDATE_ACCEPTED:
+                inst.ensure_started()  # with the start: let the code register its handlers
                 try:  # validators run once, before acceptance; never on replay
                     inst.validate_update(event[1]["name"], list(event[1].get("args") or []))
                 except UpdateRejectedError as exc:

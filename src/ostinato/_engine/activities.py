@@ -107,11 +107,11 @@ class LocalActivities:
         options = ActivityOptions.from_dict(cmd.options)
         now = self.clock()
         try:
-            definition = self.app.activity(cmd.activity_type)
+            fn = cmd.fn if cmd.fn is not None else self.app.activity(cmd.activity_type).fn
             info = ActivityInfo("", "", cmd.seq, cmd.activity_type, attempt,
                                 options.task_queue, now, None, local=True)
             ctx = ActivityContext(info, None)
-            result = call_activity(definition.fn, cmd.args, ctx,
+            result = call_activity(fn, cmd.args, ctx,
                                    options.start_to_close_timeout, None)
             check_payload(f"result of local activity {cmd.activity_type!r}", result)
             return LocalOutcome(attempt, result=result)
