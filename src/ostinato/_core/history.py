@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from . import wire
 from .errors import PayloadTooLargeError
+from .records import Record
+from .records import field as rfield
 from .serde import dumps, loads
 
 # Inbound events: facts from the outside world, applied to the workflow before its code runs.
@@ -149,8 +151,7 @@ def check_batch_size(batch: Batch) -> None:
 
 # --- commands -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Command(ABC):
+class Command(Record, ABC):
     """Something the workflow code asked for; `event()` is how history records it."""
 
     seq: int
@@ -167,11 +168,10 @@ class Command(ABC):
     identity: ClassVar[tuple[str, ...]] = ()
 
 
-@dataclass(frozen=True)
 class ScheduleActivity(Command):
     activity_type: str = ""
-    args: list[Any] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
+    args: list[Any] = rfield(default_factory=list)
+    options: dict[str, Any] = rfield(default_factory=dict)
     identity: ClassVar[tuple[str, ...]] = ("activity_type",)
 
     def event(self) -> tuple[str, dict[str, Any]]:
@@ -179,15 +179,14 @@ class ScheduleActivity(Command):
                                     "args": self.args, "options": self.options}
 
 
-@dataclass(frozen=True)
 class RunLocalActivity(Command):
     """Resolved by a `MarkerRecorded` event carrying the outcome, recorded by the decider."""
 
     activity_type: str = ""
-    args: list[Any] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)
+    args: list[Any] = rfield(default_factory=list)
+    options: dict[str, Any] = rfield(default_factory=dict)
     #: the plain callable to run, when it is not a registered @activity (never recorded)
-    fn: Any = field(default=None, compare=False, repr=False)
+    fn: Any = rfield(default=None, compare=False)
     identity: ClassVar[tuple[str, ...]] = ("activity_type",)
 
     def event(self) -> tuple[str, dict[str, Any]]:
@@ -195,7 +194,6 @@ class RunLocalActivity(Command):
                                  "activity_type": self.activity_type}
 
 
-@dataclass(frozen=True)
 class RecordPatch(Command):
     """`ctx.patched(id)` took the new path in a fresh execution: remember it in history."""
 
@@ -206,7 +204,6 @@ class RecordPatch(Command):
         return MARKER_RECORDED, {"seq": self.seq, "marker": "patch", "patch_id": self.patch_id}
 
 
-@dataclass(frozen=True)
 class CreateCallback(Command):
     """An external completion point; `secret` is minted by the decider, kept in history."""
 
@@ -220,10 +217,9 @@ class CreateCallback(Command):
                                   "heartbeat_timeout": self.heartbeat_timeout}
 
 
-@dataclass(frozen=True)
 class CompleteUpdate(Command):
     update_id: str = ""
-    outcome: dict[str, Any] = field(default_factory=dict)  # {"result": ...} | {"failure": ...}
+    outcome: dict[str, Any] = rfield(default_factory=dict)  # {"result": ...} | {"failure": ...}
     identity: ClassVar[tuple[str, ...]] = ("update_id",)
 
     def event(self) -> tuple[str, dict[str, Any]]:
@@ -233,10 +229,9 @@ class CompleteUpdate(Command):
 PARENT_CLOSE_POLICIES = ("terminate", "request_cancel", "abandon")
 
 
-@dataclass(frozen=True)
 class StartChild(Command):
     workflow_type: str = ""
-    args: list[Any] = field(default_factory=list)
+    args: list[Any] = rfield(default_factory=list)
     workflow_id: str = ""
     run_id: str = ""
     parent_close_policy: str = "terminate"
@@ -249,7 +244,6 @@ class StartChild(Command):
                                  "parent_close_policy": self.parent_close_policy}
 
 
-@dataclass(frozen=True)
 class CancelChild(Command):
     """The parent stopped waiting for child `seq` (cancelled): ask the child to cancel."""
 
@@ -257,7 +251,6 @@ class CancelChild(Command):
         return CHILD_CANCEL_REQUESTED, {"seq": self.seq}
 
 
-@dataclass(frozen=True)
 class StartTimer(Command):
     duration: float = 0.0
     fire_at: float = 0.0
@@ -267,13 +260,11 @@ class StartTimer(Command):
                                "fire_at": self.fire_at}
 
 
-@dataclass(frozen=True)
 class CancelTimer(Command):
     def event(self) -> tuple[str, dict[str, Any]]:
         return TIMER_CANCELED, {"seq": self.seq}
 
 
-@dataclass(frozen=True)
 class CompleteWorkflow(Command):
     result: Any = None
 
@@ -281,23 +272,20 @@ class CompleteWorkflow(Command):
         return COMPLETED, {"seq": self.seq, "result": self.result}
 
 
-@dataclass(frozen=True)
 class FailWorkflow(Command):
-    failure: dict[str, Any] = field(default_factory=dict)
+    failure: dict[str, Any] = rfield(default_factory=dict)
 
     def event(self) -> tuple[str, dict[str, Any]]:
         return FAILED, {"seq": self.seq, "failure": self.failure}
 
 
-@dataclass(frozen=True)
 class CancelWorkflow(Command):
     def event(self) -> tuple[str, dict[str, Any]]:
         return CANCELLED, {"seq": self.seq}
 
 
-@dataclass(frozen=True)
 class ContinueAsNew(Command):
-    args: list[Any] = field(default_factory=list)
+    args: list[Any] = rfield(default_factory=list)
     new_run_id: str = ""
 
     def event(self) -> tuple[str, dict[str, Any]]:

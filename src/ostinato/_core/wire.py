@@ -1,9 +1,10 @@
 """The wire protocol: workflow-task messages, activity tasks, envelopes and outbox entries.
 
-One frozen dataclass per kind, one encoding (`encode`/`decode`). Every other module builds
-and reads these types; only this module knows the JSON shape. The JSON keeps its compact,
-historical keys (`k`, `wid`, `rid`, `mk`, `op` ...) because outboxes are stored in history
-batches and messages may be in flight across a deployment: a new release must read them.
+One frozen record (`_core.records`) per kind, one encoding (`encode`/`decode`). Every other
+module builds and reads these types; only this module knows the JSON shape. The JSON keeps
+its compact, historical keys (`k`, `wid`, `rid`, `mk`, `op` ...) because outboxes are stored
+in history batches and messages may be in flight across a deployment: a new release must
+read them.
 
 - `Message`: what the FIFO workflow-task queue carries (group = workflow id); `key` is the
   message key, its SQS deduplication id and the id a batch records as consumed.
@@ -14,9 +15,9 @@ batches and messages may be in flight across a deployment: a new release must re
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
+
+from .records import Record, field
 
 # ============================================================ workflow-task messages
 #: Python field name -> JSON key, where they differ.
@@ -25,8 +26,7 @@ _WIRE_NAMES = {"workflow_id": "wid", "run_id": "rid", "key": "mk", "update_id": 
 _PY_NAMES = {v: k for k, v in _WIRE_NAMES.items()}
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Record):
     """A workflow-task message: wakes the decider of one run."""
 
     KIND: ClassVar[str] = ""
@@ -36,33 +36,31 @@ class Message:
 
     def encode(self) -> dict[str, Any]:
         out: dict[str, Any] = {"k": self.KIND}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.default is None:
+        defaults = self._DEFAULTS
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is None and name in defaults and defaults[name] is None:
                 continue  # optional and absent: not on the wire
-            out[_WIRE_NAMES.get(f.name, f.name)] = value
+            out[_WIRE_NAMES.get(name, name)] = value
         return out
 
     def to(self, run_id: str, key: str) -> Message:
         """The same message addressed to another run under another key."""
-        return dataclasses.replace(self, run_id=run_id, key=key)
+        return self.replace(run_id=run_id, key=key)  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True)
 class Start(Message):
     """Run the first workflow task of a run whose head is (about to be) written."""
 
     KIND = "start"
 
 
-@dataclass(frozen=True)
 class Wake(Message):
     """Decide again (a failed task's retry, a local activity's back-off)."""
 
     KIND = "wake"
 
 
-@dataclass(frozen=True)
 class ActivityOutcome(Message):
     """An activity's final attempt: a result, or a failure (timed out or not)."""
 
@@ -74,7 +72,6 @@ class ActivityOutcome(Message):
     timed_out: bool | None = None
 
 
-@dataclass(frozen=True)
 class ActivityTimeout(Message):
     """An activity's schedule-to-close deadline passed."""
 
@@ -82,20 +79,17 @@ class ActivityTimeout(Message):
     seq: int = 0
 
 
-@dataclass(frozen=True)
 class TimerFired(Message):
     KIND = "timer"
     seq: int = 0
 
 
-@dataclass(frozen=True)
 class Signal(Message):
     KIND = "signal"
     name: str = ""
     args: list[Any] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Cancel(Message):
     """Request cooperative cancellation."""
 
@@ -103,7 +97,6 @@ class Cancel(Message):
     reason: str | None = None
 
 
-@dataclass(frozen=True)
 class Terminate(Message):
     """End the run now, without running workflow code."""
 
@@ -111,14 +104,12 @@ class Terminate(Message):
     reason: str | None = None
 
 
-@dataclass(frozen=True)
 class WorkflowTimeout(Message):
     """The workflow execution timeout was reached."""
 
     KIND = "workflow_timeout"
 
 
-@dataclass(frozen=True)
 class ChildOutcome(Message):
     """A child run closed; sent to its parent."""
 
@@ -130,7 +121,6 @@ class ChildOutcome(Message):
     failure: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
 class Update(Message):
     KIND = "update"
     update_id: str = ""
@@ -138,7 +128,6 @@ class Update(Message):
     args: list[Any] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class CallbackSettled(Message):
     """A callback's outcome was (or is about to be) claimed; `sent_at` bounds the wait for it."""
 
@@ -147,19 +136,16 @@ class CallbackSettled(Message):
     sent_at: float = 0.0
 
 
-@dataclass(frozen=True)
 class CallbackTimeout(Message):
     KIND = "callback_timeout"
     seq: int = 0
 
 
-@dataclass(frozen=True)
 class CallbackHeartbeat(Message):
     KIND = "callback_heartbeat"
     seq: int = 0
 
 
-@dataclass(frozen=True)
 class CallbackHeartbeatCheck(Message):
     """Has the callback heard a heartbeat within its heartbeat timeout?"""
 
@@ -185,7 +171,7 @@ M = TypeVar("M")
 
 
 def _build(cls: type[M], body: dict[str, Any], skip: tuple[str, ...]) -> M:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = set(cls.FIELDS)  # type: ignore[attr-defined]
     values = {_PY_NAMES.get(k, k): v for k, v in body.items() if k not in skip}
     unknown = set(values) - names
     if unknown:
@@ -210,8 +196,7 @@ def decode_message(body: Any) -> Message:
     return msg
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(Record):
     """A message as SQS handed it over: when it was first sent, how often received."""
 
     message: Message
@@ -220,8 +205,7 @@ class Delivery:
 
 
 # ============================================================ activity tasks
-@dataclass(frozen=True)
-class ActivityTask:
+class ActivityTask(Record):
     """One attempt of an activity, as its task queue carries it."""
 
     workflow_id: str
@@ -250,12 +234,11 @@ class ActivityTask:
         return str(self.options.get("task_queue", "default"))
 
     def next_attempt(self) -> ActivityTask:
-        return dataclasses.replace(self, attempt=self.attempt + 1)
+        return self.replace(attempt=self.attempt + 1)  # type: ignore[no-any-return]
 
 
 # ============================================================ deliveries due later
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(Record):
     """Something to deliver later: a workflow-task message, or an activity task."""
 
     msg: Message | ActivityTask
@@ -274,8 +257,7 @@ class Envelope:
         raise WireError(f"unknown envelope destination {body.get('to')!r}")
 
 
-@dataclass(frozen=True)
-class Due:
+class Due(Record):
     """A timer-queue body: deliver `envelope` at `due`; `key` names the delivery."""
 
     due: float
@@ -294,8 +276,7 @@ class Due:
 
 
 # ============================================================ outbox entries
-@dataclass(frozen=True)
-class Outbox:
+class Outbox(Record):
     """One thing a batch asks to be done once it is written (at least once)."""
 
     OP: ClassVar[str] = ""
@@ -304,7 +285,6 @@ class Outbox:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class SendMessage(Outbox):
     OP = "workflow"
     msg: Message
@@ -313,7 +293,6 @@ class SendMessage(Outbox):
         return {"op": self.OP, "msg": self.msg.encode()}
 
 
-@dataclass(frozen=True)
 class SendActivity(Outbox):
     OP = "activity"
     task: ActivityTask
@@ -322,7 +301,6 @@ class SendActivity(Outbox):
         return {"op": self.OP, "queue": self.task.task_queue, "msg": self.task.encode()}
 
 
-@dataclass(frozen=True)
 class DeliverAt(Outbox):
     """Deliver a message (or activity task) at `due`; `key` names the delivery."""
 
@@ -336,7 +314,6 @@ class DeliverAt(Outbox):
                 "envelope": self.envelope.encode()}
 
 
-@dataclass(frozen=True)
 class CancelAt(Outbox):
     """Forget a delivery due later; `scheduler` when it went through Scheduler."""
 
@@ -348,7 +325,6 @@ class CancelAt(Outbox):
         return {"op": self.OP, "key": self.key, "scheduler": self.scheduler}
 
 
-@dataclass(frozen=True)
 class ContinueRun(Outbox):
     """Hand the workflow id to the next run of the chain and wake it."""
 
@@ -368,7 +344,6 @@ class ContinueRun(Outbox):
                 "parent": self.parent}
 
 
-@dataclass(frozen=True)
 class StartChild(Outbox):
     """Start a child run (its id derived from the parent's, so once)."""
 
@@ -384,7 +359,6 @@ class StartChild(Outbox):
                 "workflow_type": self.workflow_type, "args": self.args, "parent": self.parent}
 
 
-@dataclass(frozen=True)
 class UpdateOutcome(Outbox):
     """Record how an update ended, for its waiting caller."""
 
