@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import history as h
 from .._core import keys, wire
@@ -33,9 +33,10 @@ from .._core.errors import (
 from .._core.index import HistoryIndex
 from .._core.serde import check_payload, to_failure
 from .._engine.ports import EventBus, Head, Scheduler, StartConflict, Store, Transport
-from . import schedules
 from .handle import WorkflowDescription, WorkflowHandle
-from .schedules import RateSpec, ScheduleDescription
+
+if TYPE_CHECKING:
+    from .schedules import RateSpec, ScheduleDescription
 
 T = TypeVar("T")
 
@@ -284,15 +285,21 @@ class Client:
         """Start `workflow(*args)` at every firing of `cron` ("0 3 * * ? *") or `rate`
         ("5 minutes"), each firing once, as `<name>-<fire time>`; `overlap="skip"` starts
         nothing while the previous run is RUNNING, "allow_all" starts every firing."""
+        from . import schedules  # cron and schedules load only where schedules are used
+
         return schedules.create_schedule(self, name, workflow, *args, cron=cron, rate=rate,
                                          overlap=overlap, timezone=timezone)
 
     def list_schedules(self) -> list[ScheduleDescription]:
         """Every schedule, by name, with its next and last firing."""
+        from . import schedules
+
         return schedules.list_schedules(self)
 
     def delete_schedule(self, name: str) -> None:
         """Stop the schedule's firings (runs already started go on)."""
+        from . import schedules
+
         schedules.delete_schedule(self, name)
 
     # -- events -------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.definitions import type_name
 from .._core.errors import OstinatoError
-from . import schedules
 from .starts import Outcome, Starter, start_once
 
 if TYPE_CHECKING:
@@ -171,6 +170,8 @@ def handle_message(client: Starter, triggers: Iterable[EventTrigger], body: Any
     """One message of the trigger queue: a schedule firing or an EventBridge event."""
     match body:
         case {"ostinato": "schedule", "schedule": str(name), "scheduled_time": str(at)}:
+            from . import schedules  # only the events function needs cron and schedules
+
             outcome = schedules.handle_firing(client, name, at)
             log.info("schedule %s firing at %s: %s", name, at, outcome)
             return [outcome]
