@@ -259,6 +259,20 @@ def check_least_privilege(cfn: Template) -> None:
         f"scheduler role may send to {targets}"
 
 
+# What the handlers' code calls beyond what an SQS event source grants (receive, delete,
+# get attributes): (function, action, resource). Each must be granted exactly there.
+CALLS = [
+    # retry_soon: deferred workflow-task messages come back after deferral_delay()
+    ("WorkflowTaskFunction", "sqs:ChangeMessageVisibility", arn("WorkflowTaskQueue")),
+]
+
+
+def check_code_calls_are_granted(cfn: Template) -> None:
+    for function, action, resource in CALLS:
+        assert resource in granted(cfn, function, action), \
+            f"{function} calls {action} on {resource} without a grant"
+
+
 def check_http_api(cfn: Template) -> None:
     api = cfn["Resources"]["HttpApi"]
     assert api["Type"] == "AWS::ApiGatewayV2::Api", api["Type"]
@@ -329,6 +343,7 @@ CHECKS: dict[str, Callable[[Template], None]] = {
     "table": check_table,
     "no_wildcard_actions": check_no_wildcard_actions,
     "least_privilege": check_least_privilege,
+    "code_calls_are_granted": check_code_calls_are_granted,
     "http_api": check_http_api,
     "functions": check_functions,
     "triggers": check_triggers,
@@ -369,6 +384,11 @@ def _event(t: Template, function: str) -> dict[str, Any]:
 
 def _add_statement(t: Template, function: str, statement: dict[str, Any]) -> None:
     _props(t, function)["Policies"][0]["Statement"].append(statement)
+
+
+def _drop_statement(t: Template, function: str, sid: str) -> None:
+    sts = _props(t, function)["Policies"][0]["Statement"]
+    sts[:] = [st for st in sts if st.get("Sid") != sid]
 
 
 MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
@@ -432,6 +452,8 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
         "Policies"][0]["Statement"][-3].update(Resource={"Fn::Sub": (
             "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
             ":schedule/${TimerScheduleGroup}/*")})),
+    "decider cannot defer": ("code_calls_are_granted", lambda t: _drop_statement(
+        t, "WorkflowTaskFunction", "Defer")),
     "events function unwired": ("event_sources", lambda t: _event(t, "EventsFunction").update(
         Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
 }

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from . import _runtime
 from ._core import wire
-from ._engine import RetryLater
+from ._engine import RetryLater, deferral_delay
 
 logger = Logger(service="ostinato")
 
@@ -63,8 +63,8 @@ class _GroupedDecider:
                 self.outcome[wid] = None
             except RetryLater as exc:
                 logger.info(f"workflow task deferred: {exc}")
-                for receipt in self.receipts[wid]:
-                    runtime.transport.retry_soon(receipt)
+                for receipt, delivery in zip(self.receipts[wid], deliveries, strict=True):
+                    runtime.transport.retry_soon(receipt, deferral_delay(delivery.receives))
                 self.outcome[wid] = exc
             except Exception as exc:
                 logger.exception("workflow task failed; it will be redelivered")

@@ -79,7 +79,9 @@ class SqsTransport:
             self.send_workflow_task(envelope.msg)
 
     def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None:
-        """Make a workflow-task message visible again shortly instead of after the timeout."""
+        """Make a workflow-task message visible again in `seconds` instead of after the
+        visibility timeout (needs sqs:ChangeMessageVisibility, which template.yaml grants the
+        decider: SQS event sources grant only receive and delete)."""
         self.sqs.change_message_visibility(QueueUrl=self.settings.workflow_queue_url,
                                            ReceiptHandle=receipt_handle,
                                            VisibilityTimeout=seconds)

@@ -14,11 +14,11 @@ from .._core.definitions import App
 from .activities import ActivityWorker, LocalActivities
 from .cache import HistoryCache
 from .decider import Decider
-from .deferral import ORPHAN_GRACE, RetryLater
+from .deferral import ORPHAN_GRACE, RetryLater, deferral_delay
 from .dispatch import Dispatcher
 from .ports import Store, Transport
 
-__all__ = ["ORPHAN_GRACE", "Engine", "RetryLater"]
+__all__ = ["ORPHAN_GRACE", "Engine", "RetryLater", "deferral_delay"]
 
 
 class Engine:
