@@ -10,7 +10,8 @@ one queue's failures to another's invocation.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -32,28 +33,63 @@ def _receive_count(record: SQSRecord) -> int:
     return int(record.attributes.approximate_receive_count or 1)
 
 
+# -- poison messages ----------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def _decode(raw_body: str, message_id: str, decode: Callable[[Any], T]) -> T:
+    """A record's body decoded; a poison message (not JSON, or not a message of the protocol:
+    `wire.WireError`) is logged with its SQS message id and re-raised, so it fails alone."""
+    try:
+        return decode(json.loads(raw_body))
+    except ValueError:  # json.JSONDecodeError and wire.WireError are both ValueErrors
+        logger.exception("poison message: its body is not a message ostinato can read",
+                         extra={"message_id": message_id})
+        raise
+
+
 # -- workflow tasks (FIFO) ---------------------------------------------------------------------
 class _GroupedDecider:
     """Decides once per workflow for all its messages in the batch (fewer replays, fewer writes).
 
     Powertools calls the record handler per record; the first record of a workflow group runs
     the decision for the whole group, the others share its outcome.
+
+    Bodies are decoded one by one, so a poison message fails alone. FIFO order must hold, so
+    its message group (one workflow) stops there: the group's earlier messages are decided,
+    its later ones are failed by Powertools (`skip_group_on_error`) without reaching the
+    handler, and every other group is decided in this same invocation.
     """
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.groups: dict[str, list[wire.Delivery]] = {}
         self.receipts: dict[str, list[str]] = {}
+        self.workflow_of: dict[str, str] = {}  # SQS message id -> workflow id
+        self.poison: dict[str, ValueError] = {}  # SQS message id -> why it cannot be read
+        stopped: set[str] = set()  # message groups holding a poison message
         for raw in event.get("Records", []):
-            msg = wire.decode_message(json.loads(raw["body"]))
             attributes = raw.get("attributes", {})
+            group = attributes.get("MessageGroupId")
+            if group in stopped:
+                continue
+            try:
+                msg = _decode(raw["body"], raw["messageId"], wire.decode_message)
+            except ValueError as exc:
+                self.poison[raw["messageId"]] = exc
+                if group is not None:
+                    stopped.add(group)
+                continue
             delivery = wire.Delivery(msg, int(attributes.get("SentTimestamp", 0)) / 1000,
                                      int(attributes.get("ApproximateReceiveCount", 1)))
+            self.workflow_of[raw["messageId"]] = msg.workflow_id
             self.groups.setdefault(msg.workflow_id, []).append(delivery)
             self.receipts.setdefault(msg.workflow_id, []).append(raw["receiptHandle"])
         self.outcome: dict[str, BaseException | None] = {}
 
     def __call__(self, record: SQSRecord) -> None:
-        wid = wire.decode_message(json.loads(record.body)).workflow_id
+        if record.message_id in self.poison:
+            raise self.poison[record.message_id]
+        wid = self.workflow_of[record.message_id]
         if wid not in self.outcome:
             deliveries = self.groups[wid]
             logger.append_keys(workflow_id=wid, run_id=deliveries[0].message.run_id)
@@ -84,7 +120,7 @@ def workflow_task(event: dict[str, Any], context: Any) -> Any:
 
 # -- activity tasks ----------------------------------------------------------------------------
 def _activity_record(record: SQSRecord) -> None:
-    task = wire.ActivityTask.decode(json.loads(record.body))
+    task = _decode(record.body, record.message_id, wire.ActivityTask.decode)
     logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
                        activity=f"{task.activity_type}#{task.seq}")
     _runtime.get().engine.handle_activity_task(task, _receive_count(record))
@@ -100,7 +136,7 @@ def activity_task(event: dict[str, Any], context: Any) -> Any:
 
 # -- due deliveries (timer queue; Scheduler targets it too) --------------------------------------
 def _timer_record(record: SQSRecord) -> None:
-    _runtime.get().engine.handle_due(wire.Due.decode(json.loads(record.body)))
+    _runtime.get().engine.handle_due(_decode(record.body, record.message_id, wire.Due.decode))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -120,7 +156,7 @@ def _trigger_message(body: Any) -> None:
 
 
 def _trigger_record(record: SQSRecord) -> None:
-    _trigger_message(json.loads(record.body))
+    _trigger_message(_decode(record.body, record.message_id, lambda body: body))
 
 
 @logger.inject_lambda_context(clear_state=True)
