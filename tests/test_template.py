@@ -46,7 +46,7 @@ PUBLIC_ROUTES = {"POST /callbacks/{token}", "GET /openapi.json"}
 GLOBAL_ENV = {
     "OSTINATO_APP", "OSTINATO_TABLE", "OSTINATO_WORKFLOW_QUEUE_URL", "OSTINATO_TIMER_QUEUE_URL",
     "OSTINATO_TIMER_QUEUE_ARN", "OSTINATO_ACTIVITY_QUEUE_URLS", "OSTINATO_SCHEDULE_GROUP",
-    "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN",
+    "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN", "OSTINATO_TRIGGER_QUEUE_URL",
 }
 
 
@@ -239,8 +239,9 @@ def check_least_privilege(cfn: Template) -> None:
     assert granted(cfn, "ApiFunction", "iam:PassRole") == [arn("SchedulerRole")], "api PassRole"
     assert granted(cfn, "ApiFunction", "dynamodb:DeleteItem") == table_and_indexes, \
         "api deletes schedule items"
-    assert granted(cfn, "EventsFunction", "sqs:SendMessage") == [arn("WorkflowTaskQueue")], \
-        "events function sends wake-ups only"
+    assert granted(cfn, "EventsFunction", "sqs:SendMessage") == [
+        arn("WorkflowTaskQueue"), arn("TriggerQueue")], \
+        "events function sends wake-ups (and re-sends the trigger messages it did not start)"
     for action in ("scheduler:CreateSchedule", "iam:PassRole", "events:PutEvents"):
         assert granted(cfn, "EventsFunction", action) == [], f"events function: {action}"
     assert granted(cfn, "WorkflowTaskFunction", "iam:PassRole") == [arn("SchedulerRole")], \
@@ -262,8 +263,13 @@ def check_least_privilege(cfn: Template) -> None:
 # What the handlers' code calls beyond what an SQS event source grants (receive, delete,
 # get attributes): (function, action, resource). Each must be granted exactly there.
 CALLS = [
-    # retry_soon: deferred workflow-task messages come back after deferral_delay()
+    # retry_soon: deferred workflow-task messages come back after deferral_delay(); release:
+    # the time guard makes the groups it did not start visible again at once
     ("WorkflowTaskFunction", "sqs:ChangeMessageVisibility", arn("WorkflowTaskQueue")),
+    # requeue: the time guard sends the records it did not start again, to their own queue
+    ("ActivityTaskFunction", "sqs:SendMessage", arn("ActivityQueueDefault")),
+    ("TimerFunction", "sqs:SendMessage", arn("TimerQueue")),
+    ("EventsFunction", "sqs:SendMessage", arn("TriggerQueue")),
 ]
 
 
@@ -454,6 +460,9 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
             ":schedule/${TimerScheduleGroup}/*")})),
     "decider cannot defer": ("code_calls_are_granted", lambda t: _drop_statement(
         t, "WorkflowTaskFunction", "Defer")),
+    "events function cannot requeue": ("code_calls_are_granted", lambda t: _props(
+        t, "EventsFunction")["Policies"][0]["Statement"][-1].update(
+            Resource={"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
     "events function unwired": ("event_sources", lambda t: _event(t, "EventsFunction").update(
         Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
 }

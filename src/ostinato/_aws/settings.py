@@ -23,6 +23,7 @@ class Settings:
     timer_queue_arn: str = ""
     trigger_queue_arn: str = ""
     region: str = "us-east-1"
+    trigger_queue_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             timer_queue_arn=env.get("OSTINATO_TIMER_QUEUE_ARN", ""),
             trigger_queue_arn=env.get("OSTINATO_TRIGGER_QUEUE_ARN", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            trigger_queue_url=env.get("OSTINATO_TRIGGER_QUEUE_URL", ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -53,4 +55,5 @@ class Settings:
             "OSTINATO_SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
             "OSTINATO_TIMER_QUEUE_ARN": self.timer_queue_arn,
             "OSTINATO_TRIGGER_QUEUE_ARN": self.trigger_queue_arn,
+            "OSTINATO_TRIGGER_QUEUE_URL": self.trigger_queue_url,
         }

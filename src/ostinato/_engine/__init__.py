@@ -51,9 +51,10 @@ class Engine:
         """Decide once per run for these messages (all of one workflow id, in queue order)."""
         self.decider.handle(deliveries)
 
-    def handle_activity_task(self, task: wire.ActivityTask, receive_count: int = 1) -> None:
+    def handle_activity_task(self, task: wire.ActivityTask, receive_count: int = 1,
+                             time_left: float | None = None) -> None:
         """Run one activity attempt; report the outcome or schedule the next attempt."""
-        self.activities.handle(task, receive_count)
+        self.activities.handle(task, receive_count, time_left)
 
     def handle_due(self, due: wire.Due) -> None:
         """A delayed delivery arrived: forward it, or wait longer if it is early."""

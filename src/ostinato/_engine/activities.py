@@ -26,6 +26,15 @@ def failure_of(exc: BaseException, attempt: int) -> dict[str, Any]:
     return failure
 
 
+def longest_attempt(task: wire.ActivityTask, now: float) -> float | None:
+    """The longest this attempt may run by its own options (None: they set no bound)."""
+    options = ActivityOptions.from_dict(task.options)
+    bounds = [options.start_to_close_timeout] if options.start_to_close_timeout else []
+    if options.schedule_to_close_timeout is not None:
+        bounds.append(max(0.0, task.scheduled_at + options.schedule_to_close_timeout - now))
+    return min(bounds) if bounds else None
+
+
 class ActivityWorker:
     """Runs activity attempts delivered by an activity queue."""
 
@@ -36,8 +45,14 @@ class ActivityWorker:
         self.transport = transport
         self.clock = clock
 
-    def handle(self, task: wire.ActivityTask, receive_count: int = 1) -> None:
-        """Run one activity attempt; report the outcome or schedule the next attempt."""
+    def handle(self, task: wire.ActivityTask, receive_count: int = 1,
+               time_left: float | None = None) -> None:
+        """Run one activity attempt; report the outcome or schedule the next attempt.
+
+        `time_left`: the seconds the invocation running it has left. An attempt still running
+        then is reported as timed out by this worker, before Lambda stops the invocation with
+        the rest of its batch (which would come back looking like dead workers).
+        """
         options = ActivityOptions.from_dict(task.options)
         attempt = task.attempt
         now = self.clock()
@@ -64,8 +79,13 @@ class ActivityWorker:
                 if remaining <= 0:
                     raise TimeoutError("activity exceeded its schedule_to_close_timeout")
                 timeout = remaining if timeout is None else min(timeout, remaining)
+            message = None
+            if time_left is not None and (timeout is None or time_left < timeout):
+                timeout = time_left
+                message = (f"attempt {attempt} was still running when its Lambda invocation "
+                           f"ran out of time ({time_left:.0f}s left when it started)")
             result = call_activity(definition.fn, task.args, ctx, timeout,
-                                   options.heartbeat_timeout)
+                                   options.heartbeat_timeout, message)
             check_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
             ctx.flush()

@@ -63,6 +63,7 @@ class QueueMapping:
     queue_url: str
     batch_size: int
     fifo: bool
+    timeout: float = 300.0  # the function's Timeout, seconds
 
 
 @dataclass
@@ -175,10 +176,12 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
     globals_env = (template.get("Globals", {}).get("Function", {})
                    .get("Environment", {}).get("Variables", {}))
     stack.environment = {k: str(resolve(v)) for k, v in globals_env.items()}
+    function_globals = template.get("Globals", {}).get("Function", {})
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         props = resource["Properties"]
+        timeout = float(props.get("Timeout", function_globals.get("Timeout", 3)))
         for event in props.get("Events", {}).values():
             if event["Type"] != "SQS":
                 continue
@@ -186,5 +189,5 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
             url = stack.queue_urls_by_arn[arn]
             stack.queue_mappings.append(QueueMapping(
                 name, props["Handler"], url, int(event["Properties"].get("BatchSize", 10)),
-                url.endswith(".fifo")))
+                url.endswith(".fifo"), timeout))
     return stack
