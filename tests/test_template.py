@@ -140,8 +140,7 @@ def check_event_sources(cfn: Template) -> None:
 
 def check_queues(cfn: Template) -> None:
     res = cfn["Resources"]
-    functions = resources_of(cfn, "AWS::Lambda::Function")
-    for queue, (function, dlq, fifo) in QUEUES.items():
+    for queue, (_, dlq, fifo) in QUEUES.items():
         props, dlq_props = res[queue]["Properties"], res[dlq]["Properties"]
         assert bool(props.get("FifoQueue")) is fifo, f"{queue}: FifoQueue"
         assert bool(dlq_props.get("FifoQueue")) is fifo, f"{dlq}: must match {queue}'s FIFO-ness"
@@ -151,13 +150,37 @@ def check_queues(cfn: Template) -> None:
         assert 1 <= int(redrive["maxReceiveCount"]) <= 100, f"{queue}: maxReceiveCount"
         assert "RedrivePolicy" not in dlq_props, f"{dlq} redrives further"
         assert dlq_props.get("MessageRetentionPeriod") == 1_209_600, f"{dlq}: keep 14 days"
-        # Lambda refuses an SQS mapping whose queue hides messages for less than the timeout.
-        timeout = int(functions[function]["Properties"].get("Timeout", 3))
-        visibility = int(props.get("VisibilityTimeout", 30))
-        assert visibility >= timeout, f"{queue}: visibility {visibility}s < timeout {timeout}s"
     for name, queue in resources_of(cfn, "AWS::SQS::Queue").items():
         props = queue["Properties"]
         assert props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId"), f"{name}: SSE"
+
+
+def check_visibility_covers_six_timeouts(cfn: Template) -> None:
+    """Lambda recommends a source queue's visibility timeout of at least 6x the function's
+    timeout (it may retry a batch's invocation within it): every SQS event source."""
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) >= len(QUEUES), sorted(mappings)
+    for name, mapping in mappings.items():
+        props = mapping["Properties"]
+        (queue,) = [q for q in resources_of(cfn, "AWS::SQS::Queue") if props["EventSourceArn"]
+                    == arn(q)]
+        function = props["FunctionName"]["Ref"]
+        timeout = int(functions[function]["Properties"].get("Timeout", 3))
+        visibility = int(cfn["Resources"][queue]["Properties"].get("VisibilityTimeout", 30))
+        assert visibility >= 6 * timeout, \
+            f"{name}: {queue} visibility {visibility}s < 6 x {function} timeout {timeout}s"
+
+
+def check_concurrency_caps(cfn: Template) -> None:
+    """Every SQS event source is capped (ScalingConfig) by a parameter of at least 2."""
+    for name, mapping in resources_of(cfn, "AWS::Lambda::EventSourceMapping").items():
+        cap = mapping["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+        assert isinstance(cap, dict) and set(cap) == {"Ref"}, f"{name}: no parameter cap {cap}"
+        param = cfn["Parameters"][cap["Ref"]]
+        assert param["Type"] == "Number", f"{cap['Ref']}: {param}"
+        assert 2 <= int(param["MinValue"]) <= int(param["Default"]) <= int(
+            param["MaxValue"]) <= 1000, f"{cap['Ref']}: Lambda allows 2..1000: {param}"
 
 
 def check_table(cfn: Template) -> None:
@@ -346,6 +369,8 @@ def check_triggers(cfn: Template) -> None:
 CHECKS: dict[str, Callable[[Template], None]] = {
     "event_sources": check_event_sources,
     "queues": check_queues,
+    "visibility_covers_six_timeouts": check_visibility_covers_six_timeouts,
+    "concurrency_caps": check_concurrency_caps,
     "table": check_table,
     "no_wildcard_actions": check_no_wildcard_actions,
     "least_privilege": check_least_privilege,
@@ -411,8 +436,18 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
     "redrive to another DLQ": (
         "queues", lambda t: _props(t, "ActivityQueueDefault")["RedrivePolicy"].update(
             deadLetterTargetArn={"Fn::GetAtt": ["TimerDLQ", "Arn"]})),
-    "visibility below function timeout": (
-        "queues", lambda t: _props(t, "WorkflowTaskQueue").update(VisibilityTimeout=30)),
+    "visibility below 6 function timeouts": (
+        "visibility_covers_six_timeouts", lambda t: _props(t, "ActivityQueueDefault").update(
+            VisibilityTimeout=360)),
+    "function timeout raised above its queue's sixth": (
+        "visibility_covers_six_timeouts", lambda t: _props(t, "TimerFunction").update(
+            Timeout=60)),
+    "uncapped event source": ("concurrency_caps", lambda t: _event(
+        t, "ActivityTaskFunction").pop("ScalingConfig")),
+    "cap below Lambda's minimum": ("concurrency_caps", lambda t: t["Parameters"][
+        "TimerMaxConcurrency"].update(MinValue=1, Default=1)),
+    "hard-coded cap": ("concurrency_caps", lambda t: _event(t, "EventsFunction")[
+        "ScalingConfig"].update(MaximumConcurrency=5)),
     "provisioned table": ("table", lambda t: _props(t, "WorkflowTable").update(
         BillingMode="PROVISIONED",
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})),
