@@ -335,6 +335,9 @@ def check_functions(cfn: Template) -> None:
         env = set(props["Environment"]["Variables"])
         assert env >= GLOBAL_ENV, f"{name}: missing {GLOBAL_ENV - env}"
         assert props["TracingConfig"] == {"Mode": "Active"}, name
+        variables = props["Environment"]["Variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ostinato", f"{name}: metrics"
+        assert variables["OSTINATO_TRACE_SUBSEGMENTS"] == {"Ref": "TraceSubsegments"}, name
         assert "LoggingConfig" in props, f"{name}: no log group with a retention"
     assert functions["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway gives up at 30s"
 

@@ -25,6 +25,7 @@ not counted as an attempt:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ from ._aws.budget import InvocationBudget
 from ._core import wire
 from ._engine import RetryLater, deferral_delay
 from ._engine.activities import longest_attempt
+from ._engine.ports import Metric
 
 logger = Logger(service="ostinato")
 
@@ -53,6 +55,24 @@ QUICK = 2.0
 
 def _receive_count(record: SQSRecord) -> int:
     return int(record.attributes.approximate_receive_count or 1)
+
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def _observed(handler: Handler) -> Handler:
+    """Publish the runtime's metrics once per invocation (EMF lines in the function's log),
+    whatever the invocation's outcome."""
+
+    @functools.wraps(handler)
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        observer = _runtime.get().engine.observer
+        try:
+            return handler(event, context)
+        finally:
+            observer.flush()
+
+    return invoke
 
 
 class _Untouched(Exception):
@@ -80,6 +100,7 @@ def _standard_batch(event: dict[str, Any], context: Any,
     if untouched:
         logger.info(f"time guard: {len(untouched)} record(s) not started, sent again",
                     extra={"remaining_s": budget.remaining()})
+        _runtime.get().engine.observer.count(Metric.UNTOUCHED, len(untouched))
         unsent = _runtime.get().transport.requeue(untouched[0]["eventSourceARN"],
                                                   [r["body"] for r in untouched])
         response["batchItemFailures"] += [{"itemIdentifier": untouched[i]["messageId"]}
@@ -158,6 +179,7 @@ class _GroupedDecider:
                 self.outcome[wid] = None
             except RetryLater as exc:
                 logger.info(f"workflow task deferred: {exc}")
+                runtime.engine.observer.count(Metric.DEFERRALS, len(deliveries))
                 for receipt, delivery in zip(self.receipts[wid], deliveries, strict=True):
                     runtime.transport.retry_soon(receipt, deferral_delay(delivery.receives))
                 self.outcome[wid] = exc
@@ -170,6 +192,7 @@ class _GroupedDecider:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@_observed
 def workflow_task(event: dict[str, Any], context: Any) -> Any:
     """SQS FIFO workflow-task queue -> decider."""
     decider = _GroupedDecider(event, InvocationBudget(context))
@@ -179,6 +202,7 @@ def workflow_task(event: dict[str, Any], context: Any) -> Any:
     if decider.untouched:
         logger.info(f"time guard: {len(decider.untouched)} message(s) not started, released",
                     extra={"remaining_s": decider.budget.remaining()})
+        _runtime.get().engine.observer.count(Metric.UNTOUCHED, len(decider.untouched))
         _runtime.get().transport.release(decider.untouched)
     return response
 
@@ -202,6 +226,7 @@ def _activity_need(record: SQSRecord) -> float | None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@_observed
 def activity_task(event: dict[str, Any], context: Any) -> Any:
     """SQS activity queue -> activity worker."""
     return _standard_batch(event, context, _activity_record, _activity_need)
@@ -213,6 +238,7 @@ def _timer_record(record: SQSRecord, budget: InvocationBudget) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@_observed
 def timer(event: dict[str, Any], context: Any) -> Any:
     """SQS timer queue -> forward due timers, retries and wake-ups."""
     return _standard_batch(event, context, _timer_record, lambda record: QUICK)
@@ -231,6 +257,7 @@ def _trigger_record(record: SQSRecord, budget: InvocationBudget) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@_observed
 def events(event: dict[str, Any], context: Any) -> Any:
     """Trigger SQS queue -> start workflows for EventBridge events and schedule firings.
 

@@ -16,7 +16,7 @@ from .cache import HistoryCache
 from .decider import Decider
 from .deferral import ORPHAN_GRACE, RetryLater, deferral_delay
 from .dispatch import Dispatcher
-from .ports import Store, Transport
+from .ports import NO_OBSERVER, Observer, Store, Transport
 
 __all__ = ["ORPHAN_GRACE", "Engine", "RetryLater", "deferral_delay"]
 
@@ -25,7 +25,8 @@ class Engine:
     """The three kinds of work: workflow tasks, activity tasks and due deliveries."""
 
     def __init__(self, app: App, store: Store, transport: Transport,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 observer: Observer = NO_OBSERVER) -> None:
         self.app = app
         self.store = store
         self.transport = transport
@@ -34,6 +35,16 @@ class Engine:
         self.decider = Decider(app, store, transport, self.dispatcher,
                                LocalActivities(app, clock), clock)
         self.activities = ActivityWorker(app, store, transport, clock)
+        self.observer = observer
+
+    @property
+    def observer(self) -> Observer:
+        """Where the decider and the activity worker report metrics and spans."""
+        return self.decider.observer
+
+    @observer.setter
+    def observer(self, observer: Observer) -> None:
+        self.decider.observer = self.activities.observer = observer
 
     @property
     def history(self) -> HistoryCache:

@@ -6,6 +6,7 @@ once there); a retryable failure schedules the next attempt as a new delayed mes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from .._core.history import RunLocalActivity
 from .._core.replay import LocalOutcome
 from .._core.retry import backoff, should_retry
 from .._core.serde import check_payload, to_failure
-from .ports import Store, Transport
+from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
 
 
 def failure_of(exc: BaseException, attempt: int) -> dict[str, Any]:
@@ -44,6 +45,7 @@ class ActivityWorker:
         self.store = store
         self.transport = transport
         self.clock = clock
+        self.observer: Observer = NO_OBSERVER
 
     def handle(self, task: wire.ActivityTask, receive_count: int = 1,
                time_left: float | None = None) -> None:
@@ -63,6 +65,8 @@ class ActivityWorker:
                             options.task_queue, task.scheduled_at, options.heartbeat_timeout)
         ctx = ActivityContext(info, None,
                               save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
+        kind = {"activity_type": task.activity_type}
+        self.observer.count(Metric.ACTIVITY_ATTEMPTS, **kind)
         try:
             if receive_count > 1:
                 # The worker that received this before died or overran: that attempt failed
@@ -84,10 +88,17 @@ class ActivityWorker:
                 timeout = time_left
                 message = (f"attempt {attempt} was still running when its Lambda invocation "
                            f"ran out of time ({time_left:.0f}s left when it started)")
-            result = call_activity(definition.fn, task.args, ctx, timeout,
-                                   options.heartbeat_timeout, message)
+            began = time.perf_counter()
+            try:
+                with self.observer.span(f"activity {task.activity_type}"):
+                    result = call_activity(definition.fn, task.args, ctx, timeout,
+                                           options.heartbeat_timeout, message)
+            finally:
+                self.observer.duration(Metric.ACTIVITY_LATENCY, time.perf_counter() - began,
+                                       **kind)
             check_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
+            self.observer.count(Metric.ACTIVITY_FAILURES, **kind)
             ctx.flush()
             failure = failure_of(exc, attempt)
             retry_at = self.clock() + backoff(options.retry, attempt)
