@@ -47,6 +47,7 @@ GLOBAL_ENV = {
     "OSTINATO_APP", "OSTINATO_TABLE", "OSTINATO_WORKFLOW_QUEUE_URL", "OSTINATO_TIMER_QUEUE_URL",
     "OSTINATO_TIMER_QUEUE_ARN", "OSTINATO_ACTIVITY_QUEUE_URLS", "OSTINATO_SCHEDULE_GROUP",
     "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN", "OSTINATO_TRIGGER_QUEUE_URL",
+    "OSTINATO_SCHEDULER_DLQ_ARN",
 }
 
 
@@ -279,7 +280,7 @@ def check_least_privilege(cfn: Template) -> None:
     assert {a for st in sts for a in as_list(st["Action"])} == {"sqs:SendMessage"}, sts
     targets = sorted(json.dumps(r) for st in sts for r in as_list(st["Resource"]))
     assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault",
-                                                          "TriggerQueue")), \
+                                                          "TriggerQueue", "SchedulerDLQ")), \
         f"scheduler role may send to {targets}"
 
 
@@ -300,6 +301,87 @@ def check_code_calls_are_granted(cfn: Template) -> None:
     for function, action, resource in CALLS:
         assert resource in granted(cfn, function, action), \
             f"{function} calls {action} on {resource} without a grant"
+
+
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _queue_alarms(cfn: Template, metric: str) -> dict[str, dict[str, Any]]:
+    """Queue logical id -> the properties of the alarm on its SQS `metric`."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        if props.get("Namespace") == "AWS/SQS" and props.get("MetricName") == metric:
+            (dimension,) = props["Dimensions"]
+            assert dimension["Name"] == "QueueName", f"{name}: {dimension}"
+            queue, attribute = dimension["Value"]["Fn::GetAtt"]
+            assert attribute == "QueueName", f"{name}: {dimension}"
+            assert queue not in found, f"two {metric} alarms on {queue}"
+            found[queue] = props
+    return found
+
+
+def _function_error_alarms(cfn: Template) -> dict[str, dict[str, Any]]:
+    """Function logical id -> the properties of the alarm on its Lambda Errors rate."""
+    found: dict[str, dict[str, Any]] = {}
+    for alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        stats = {m["Id"]: m["MetricStat"]["Metric"] for m in props.get("Metrics", [])
+                 if "MetricStat" in m}
+        if stats.get("errors", {}).get("MetricName") == "Errors":
+            (dimension,) = stats["errors"]["Dimensions"]
+            assert stats["invocations"]["Dimensions"] == [dimension], props
+            assert stats["invocations"]["MetricName"] == "Invocations", props
+            found[dimension["Value"]["Ref"]] = props
+    return found
+
+
+def check_alarms(cfn: Template) -> None:
+    """An alarm on every DLQ's depth, on every source queue's oldest message, on every queue
+    consumer's failed invocations; each notifies the optional AlarmTopicArn."""
+    queues = resources_of(cfn, "AWS::SQS::Queue")
+    mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping").values()
+    sources = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings}
+    dlqs = set(queues) - sources
+    assert {"WorkflowTaskDLQ", "ActivityDLQDefault", "TimerDLQ", "TriggerDLQ",
+            "SchedulerDLQ"} <= dlqs, sorted(dlqs)
+    depth = _queue_alarms(cfn, "ApproximateNumberOfMessagesVisible")
+    assert set(depth) == dlqs, f"DLQs without a depth alarm: {sorted(dlqs - set(depth))}"
+    for queue, props in depth.items():
+        assert (props["ComparisonOperator"], props["Threshold"]) == (
+            "GreaterThanThreshold", 0), f"{queue}: alarm on the first dead letter"
+        assert props["Statistic"] == "Maximum", queue
+    age = _queue_alarms(cfn, "ApproximateAgeOfOldestMessage")
+    assert set(age) == sources, f"source queues without an age alarm: {sources - set(age)}"
+    for queue, props in age.items():
+        assert props["Threshold"] in ({"Ref": "QueueAgeAlarmSeconds"},
+                                      {"Ref": "DelayedQueueAgeAlarmSeconds"}), queue
+    consumers = {m["Properties"]["FunctionName"]["Ref"] for m in mappings}
+    errors = _function_error_alarms(cfn)
+    assert set(errors) >= consumers, f"consumers without an error alarm: {consumers - set(errors)}"
+    for function, props in errors.items():
+        assert props["Threshold"] == {"Ref": "ErrorRateAlarmPercent"}, function
+    for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        assert props.get("AlarmActions") == props.get("OKActions") == ALARM_ACTIONS, name
+        assert props.get("TreatMissingData") == "notBreaching", name
+    assert cfn["Parameters"]["AlarmTopicArn"]["Default"] == "", "the topic is optional"
+    assert cfn["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+
+
+def check_scheduler_dead_letters(cfn: Template) -> None:
+    """Scheduler gives up on a delivery after its retry policy: into a DLQ, not into nothing."""
+    props = cfn["Resources"]["SchedulerDLQ"]["Properties"]
+    assert not props.get("FifoQueue"), "Scheduler DLQs must be standard queues"
+    assert props.get("MessageRetentionPeriod") == 1_209_600, "keep dead letters 14 days"
+    role = cfn["Resources"]["SchedulerRole"]["Properties"]
+    sends = [r for st in statements(role["Policies"]) if "sqs:SendMessage" in
+             as_list(st["Action"]) for r in as_list(st["Resource"])]
+    assert arn("SchedulerDLQ") in sends, "Scheduler may not deliver to its DLQ"
+    for name, function in resources_of(cfn, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables.get("OSTINATO_SCHEDULER_DLQ_ARN") == arn("SchedulerDLQ"), name
 
 
 def check_http_api(cfn: Template) -> None:
@@ -378,6 +460,8 @@ CHECKS: dict[str, Callable[[Template], None]] = {
     "no_wildcard_actions": check_no_wildcard_actions,
     "least_privilege": check_least_privilege,
     "code_calls_are_granted": check_code_calls_are_granted,
+    "alarms": check_alarms,
+    "scheduler_dead_letters": check_scheduler_dead_letters,
     "http_api": check_http_api,
     "functions": check_functions,
     "triggers": check_triggers,
@@ -501,6 +585,21 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
     "events function cannot requeue": ("code_calls_are_granted", lambda t: _props(
         t, "EventsFunction")["Policies"][0]["Statement"][-1].update(
             Resource={"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
+    "DLQ without an alarm": ("alarms", lambda t: t["Resources"].pop("TimerDLQAlarm")),
+    "new DLQ without an alarm": ("alarms", lambda t: t["Resources"].update(
+        ExtraDLQ={"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}})),
+    "source queue without an age alarm": ("alarms", lambda t: t["Resources"].pop(
+        "WorkflowTaskQueueAgeAlarm")),
+    "decider errors unwatched": ("alarms", lambda t: t["Resources"].pop(
+        "WorkflowTaskErrorsAlarm")),
+    "alarm that notifies nobody": ("alarms", lambda t: _props(t, "ActivityDLQDefaultAlarm")
+                                   .pop("AlarmActions")),
+    "alarm only from the second dead letter": ("alarms", lambda t: _props(
+        t, "SchedulerDLQAlarm").update(Threshold=1)),
+    "scheduler cannot dead-letter": ("scheduler_dead_letters", lambda t: _props(
+        t, "SchedulerRole")["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"].pop()),
+    "FIFO scheduler DLQ": ("scheduler_dead_letters", lambda t: _props(t, "SchedulerDLQ")
+                           .update(FifoQueue=True)),
     "events function unwired": ("event_sources", lambda t: _event(t, "EventsFunction").update(
         Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
 }
@@ -529,3 +628,25 @@ def test_sam_build_installs_the_package() -> None:
     lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text()
              .splitlines()]
     assert any(line and (ROOT / line).resolve() == ROOT for line in lines), lines
+
+
+# ------------------------------------------------------------------------------ names
+def test_schedule_group_name_fits_any_stack_name():
+    """Group names are at most 64 characters of [0-9a-zA-Z-_.]; stack names up to 128."""
+    import re
+    import uuid
+
+    from ostinato._local.template import Stack, resolver
+
+    stack_name = "s" + "-0123456789abcdef" * 7 + "x" * 8
+    assert len(stack_name) == 128
+    stack = Stack(pseudo={"AWS::StackName": stack_name, "AWS::Region": REGION,
+                          "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+                          "AWS::StackId": f"arn:aws:cloudformation:{REGION}:123456789012:"
+                                          f"stack/{stack_name}/{uuid.uuid4()}"})
+    source = sam_source()
+    name = resolver(source, stack)(source["Resources"]["TimerScheduleGroup"]["Properties"]["Name"])
+    assert len(name) <= 64 and re.fullmatch(r"[0-9a-zA-Z\-_.]+", name), name
+    # and the generated CloudFormation still names it so (the transform keeps it)
+    cfn_name = to_cloudformation(source)["Resources"]["TimerScheduleGroup"]["Properties"]["Name"]
+    assert resolver(source, stack)(cfn_name) == name

@@ -24,6 +24,7 @@ class Settings:
     trigger_queue_arn: str = ""
     region: str = "us-east-1"
     trigger_queue_url: str = ""
+    scheduler_dlq_arn: str = ""  # where Scheduler puts deliveries it gave up on
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
             trigger_queue_arn=env.get("OSTINATO_TRIGGER_QUEUE_ARN", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             trigger_queue_url=env.get("OSTINATO_TRIGGER_QUEUE_URL", ""),
+            scheduler_dlq_arn=env.get("OSTINATO_SCHEDULER_DLQ_ARN", ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -56,4 +58,5 @@ class Settings:
             "OSTINATO_TIMER_QUEUE_ARN": self.timer_queue_arn,
             "OSTINATO_TRIGGER_QUEUE_ARN": self.trigger_queue_arn,
             "OSTINATO_TRIGGER_QUEUE_URL": self.trigger_queue_url,
+            "OSTINATO_SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
         }
