@@ -29,7 +29,10 @@ PACKAGE = SRC / "ostinato"
 MAX_LINES = 600
 AWS_LIBRARIES = ("boto3", "botocore", "pynamodb")
 ADAPTERS_AND_TOOLS = ("ostinato._aws", "ostinato._local", "ostinato._api", "ostinato._cli",
-                      *AWS_LIBRARIES, "moto")
+                      *AWS_LIBRARIES, "moto",
+                      # Powertools (metrics, tracing, batch) is an adapter's dependency: the
+                      # engine reports through the Observer port (_engine/ports.py)
+                      "aws_lambda_powertools", "aws_xray_sdk")
 
 
 # ================================================================================ the checker

@@ -46,7 +46,8 @@ PUBLIC_ROUTES = {"POST /callbacks/{token}", "GET /openapi.json"}
 GLOBAL_ENV = {
     "OSTINATO_APP", "OSTINATO_TABLE", "OSTINATO_WORKFLOW_QUEUE_URL", "OSTINATO_TIMER_QUEUE_URL",
     "OSTINATO_TIMER_QUEUE_ARN", "OSTINATO_ACTIVITY_QUEUE_URLS", "OSTINATO_SCHEDULE_GROUP",
-    "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN",
+    "OSTINATO_SCHEDULER_ROLE_ARN", "OSTINATO_TRIGGER_QUEUE_ARN", "OSTINATO_TRIGGER_QUEUE_URL",
+    "OSTINATO_SCHEDULER_DLQ_ARN",
 }
 
 
@@ -140,8 +141,7 @@ def check_event_sources(cfn: Template) -> None:
 
 def check_queues(cfn: Template) -> None:
     res = cfn["Resources"]
-    functions = resources_of(cfn, "AWS::Lambda::Function")
-    for queue, (function, dlq, fifo) in QUEUES.items():
+    for queue, (_, dlq, fifo) in QUEUES.items():
         props, dlq_props = res[queue]["Properties"], res[dlq]["Properties"]
         assert bool(props.get("FifoQueue")) is fifo, f"{queue}: FifoQueue"
         assert bool(dlq_props.get("FifoQueue")) is fifo, f"{dlq}: must match {queue}'s FIFO-ness"
@@ -151,13 +151,37 @@ def check_queues(cfn: Template) -> None:
         assert 1 <= int(redrive["maxReceiveCount"]) <= 100, f"{queue}: maxReceiveCount"
         assert "RedrivePolicy" not in dlq_props, f"{dlq} redrives further"
         assert dlq_props.get("MessageRetentionPeriod") == 1_209_600, f"{dlq}: keep 14 days"
-        # Lambda refuses an SQS mapping whose queue hides messages for less than the timeout.
-        timeout = int(functions[function]["Properties"].get("Timeout", 3))
-        visibility = int(props.get("VisibilityTimeout", 30))
-        assert visibility >= timeout, f"{queue}: visibility {visibility}s < timeout {timeout}s"
     for name, queue in resources_of(cfn, "AWS::SQS::Queue").items():
         props = queue["Properties"]
         assert props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId"), f"{name}: SSE"
+
+
+def check_visibility_covers_six_timeouts(cfn: Template) -> None:
+    """Lambda recommends a source queue's visibility timeout of at least 6x the function's
+    timeout (it may retry a batch's invocation within it): every SQS event source."""
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) >= len(QUEUES), sorted(mappings)
+    for name, mapping in mappings.items():
+        props = mapping["Properties"]
+        (queue,) = [q for q in resources_of(cfn, "AWS::SQS::Queue") if props["EventSourceArn"]
+                    == arn(q)]
+        function = props["FunctionName"]["Ref"]
+        timeout = int(functions[function]["Properties"].get("Timeout", 3))
+        visibility = int(cfn["Resources"][queue]["Properties"].get("VisibilityTimeout", 30))
+        assert visibility >= 6 * timeout, \
+            f"{name}: {queue} visibility {visibility}s < 6 x {function} timeout {timeout}s"
+
+
+def check_concurrency_caps(cfn: Template) -> None:
+    """Every SQS event source is capped (ScalingConfig) by a parameter of at least 2."""
+    for name, mapping in resources_of(cfn, "AWS::Lambda::EventSourceMapping").items():
+        cap = mapping["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+        assert isinstance(cap, dict) and set(cap) == {"Ref"}, f"{name}: no parameter cap {cap}"
+        param = cfn["Parameters"][cap["Ref"]]
+        assert param["Type"] == "Number", f"{cap['Ref']}: {param}"
+        assert 2 <= int(param["MinValue"]) <= int(param["Default"]) <= int(
+            param["MaxValue"]) <= 1000, f"{cap['Ref']}: Lambda allows 2..1000: {param}"
 
 
 def check_table(cfn: Template) -> None:
@@ -244,8 +268,9 @@ def check_least_privilege(cfn: Template) -> None:
     assert granted(cfn, "ApiFunction", "iam:PassRole") == [arn("SchedulerRole")], "api PassRole"
     assert granted(cfn, "ApiFunction", "dynamodb:DeleteItem") == table_and_indexes, \
         "api deletes schedule items"
-    assert granted(cfn, "EventsFunction", "sqs:SendMessage") == [arn("WorkflowTaskQueue")], \
-        "events function sends wake-ups only"
+    assert granted(cfn, "EventsFunction", "sqs:SendMessage") == [
+        arn("WorkflowTaskQueue"), arn("TriggerQueue")], \
+        "events function sends wake-ups (and re-sends the trigger messages it did not start)"
     for action in ("scheduler:CreateSchedule", "iam:PassRole", "events:PutEvents"):
         assert granted(cfn, "EventsFunction", action) == [], f"events function: {action}"
     assert granted(cfn, "WorkflowTaskFunction", "iam:PassRole") == [arn("SchedulerRole")], \
@@ -260,8 +285,108 @@ def check_least_privilege(cfn: Template) -> None:
     assert {a for st in sts for a in as_list(st["Action"])} == {"sqs:SendMessage"}, sts
     targets = sorted(json.dumps(r) for st in sts for r in as_list(st["Resource"]))
     assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault",
-                                                          "TriggerQueue")), \
+                                                          "TriggerQueue", "SchedulerDLQ")), \
         f"scheduler role may send to {targets}"
+
+
+# What the handlers' code calls beyond what an SQS event source grants (receive, delete,
+# get attributes): (function, action, resource). Each must be granted exactly there.
+CALLS = [
+    # retry_soon: deferred workflow-task messages come back after deferral_delay(); release:
+    # the time guard makes the groups it did not start visible again at once
+    ("WorkflowTaskFunction", "sqs:ChangeMessageVisibility", arn("WorkflowTaskQueue")),
+    # requeue: the time guard sends the records it did not start again, to their own queue
+    ("ActivityTaskFunction", "sqs:SendMessage", arn("ActivityQueueDefault")),
+    ("TimerFunction", "sqs:SendMessage", arn("TimerQueue")),
+    ("EventsFunction", "sqs:SendMessage", arn("TriggerQueue")),
+]
+
+
+def check_code_calls_are_granted(cfn: Template) -> None:
+    for function, action, resource in CALLS:
+        assert resource in granted(cfn, function, action), \
+            f"{function} calls {action} on {resource} without a grant"
+
+
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _queue_alarms(cfn: Template, metric: str) -> dict[str, dict[str, Any]]:
+    """Queue logical id -> the properties of the alarm on its SQS `metric`."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        if props.get("Namespace") == "AWS/SQS" and props.get("MetricName") == metric:
+            (dimension,) = props["Dimensions"]
+            assert dimension["Name"] == "QueueName", f"{name}: {dimension}"
+            queue, attribute = dimension["Value"]["Fn::GetAtt"]
+            assert attribute == "QueueName", f"{name}: {dimension}"
+            assert queue not in found, f"two {metric} alarms on {queue}"
+            found[queue] = props
+    return found
+
+
+def _function_error_alarms(cfn: Template) -> dict[str, dict[str, Any]]:
+    """Function logical id -> the properties of the alarm on its Lambda Errors rate."""
+    found: dict[str, dict[str, Any]] = {}
+    for alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        stats = {m["Id"]: m["MetricStat"]["Metric"] for m in props.get("Metrics", [])
+                 if "MetricStat" in m}
+        if stats.get("errors", {}).get("MetricName") == "Errors":
+            (dimension,) = stats["errors"]["Dimensions"]
+            assert stats["invocations"]["Dimensions"] == [dimension], props
+            assert stats["invocations"]["MetricName"] == "Invocations", props
+            found[dimension["Value"]["Ref"]] = props
+    return found
+
+
+def check_alarms(cfn: Template) -> None:
+    """An alarm on every DLQ's depth, on every source queue's oldest message, on every queue
+    consumer's failed invocations; each notifies the optional AlarmTopicArn."""
+    queues = resources_of(cfn, "AWS::SQS::Queue")
+    mappings = resources_of(cfn, "AWS::Lambda::EventSourceMapping").values()
+    sources = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings}
+    dlqs = set(queues) - sources
+    assert {"WorkflowTaskDLQ", "ActivityDLQDefault", "TimerDLQ", "TriggerDLQ",
+            "SchedulerDLQ"} <= dlqs, sorted(dlqs)
+    depth = _queue_alarms(cfn, "ApproximateNumberOfMessagesVisible")
+    assert set(depth) == dlqs, f"DLQs without a depth alarm: {sorted(dlqs - set(depth))}"
+    for queue, props in depth.items():
+        assert (props["ComparisonOperator"], props["Threshold"]) == (
+            "GreaterThanThreshold", 0), f"{queue}: alarm on the first dead letter"
+        assert props["Statistic"] == "Maximum", queue
+    age = _queue_alarms(cfn, "ApproximateAgeOfOldestMessage")
+    assert set(age) == sources, f"source queues without an age alarm: {sources - set(age)}"
+    for queue, props in age.items():
+        assert props["Threshold"] in ({"Ref": "QueueAgeAlarmSeconds"},
+                                      {"Ref": "DelayedQueueAgeAlarmSeconds"}), queue
+    consumers = {m["Properties"]["FunctionName"]["Ref"] for m in mappings}
+    errors = _function_error_alarms(cfn)
+    assert set(errors) >= consumers, f"consumers without an error alarm: {consumers - set(errors)}"
+    for function, props in errors.items():
+        assert props["Threshold"] == {"Ref": "ErrorRateAlarmPercent"}, function
+    for name, alarm in resources_of(cfn, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        assert props.get("AlarmActions") == props.get("OKActions") == ALARM_ACTIONS, name
+        assert props.get("TreatMissingData") == "notBreaching", name
+    assert cfn["Parameters"]["AlarmTopicArn"]["Default"] == "", "the topic is optional"
+    assert cfn["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+
+
+def check_scheduler_dead_letters(cfn: Template) -> None:
+    """Scheduler gives up on a delivery after its retry policy: into a DLQ, not into nothing."""
+    props = cfn["Resources"]["SchedulerDLQ"]["Properties"]
+    assert not props.get("FifoQueue"), "Scheduler DLQs must be standard queues"
+    assert props.get("MessageRetentionPeriod") == 1_209_600, "keep dead letters 14 days"
+    role = cfn["Resources"]["SchedulerRole"]["Properties"]
+    sends = [r for st in statements(role["Policies"]) if "sqs:SendMessage" in
+             as_list(st["Action"]) for r in as_list(st["Resource"])]
+    assert arn("SchedulerDLQ") in sends, "Scheduler may not deliver to its DLQ"
+    for name, function in resources_of(cfn, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables.get("OSTINATO_SCHEDULER_DLQ_ARN") == arn("SchedulerDLQ"), name
 
 
 def check_http_api(cfn: Template) -> None:
@@ -297,6 +422,9 @@ def check_functions(cfn: Template) -> None:
         env = set(props["Environment"]["Variables"])
         assert env >= GLOBAL_ENV, f"{name}: missing {GLOBAL_ENV - env}"
         assert props["TracingConfig"] == {"Mode": "Active"}, name
+        variables = props["Environment"]["Variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ostinato", f"{name}: metrics"
+        assert variables["OSTINATO_TRACE_SUBSEGMENTS"] == {"Ref": "TraceSubsegments"}, name
         assert "LoggingConfig" in props, f"{name}: no log group with a retention"
     assert functions["ApiFunction"]["Properties"]["Timeout"] <= 29, "API Gateway gives up at 30s"
 
@@ -331,9 +459,14 @@ def check_triggers(cfn: Template) -> None:
 CHECKS: dict[str, Callable[[Template], None]] = {
     "event_sources": check_event_sources,
     "queues": check_queues,
+    "visibility_covers_six_timeouts": check_visibility_covers_six_timeouts,
+    "concurrency_caps": check_concurrency_caps,
     "table": check_table,
     "no_wildcard_actions": check_no_wildcard_actions,
     "least_privilege": check_least_privilege,
+    "code_calls_are_granted": check_code_calls_are_granted,
+    "alarms": check_alarms,
+    "scheduler_dead_letters": check_scheduler_dead_letters,
     "http_api": check_http_api,
     "functions": check_functions,
     "triggers": check_triggers,
@@ -376,6 +509,11 @@ def _add_statement(t: Template, function: str, statement: dict[str, Any]) -> Non
     _props(t, function)["Policies"][0]["Statement"].append(statement)
 
 
+def _drop_statement(t: Template, function: str, sid: str) -> None:
+    sts = _props(t, function)["Policies"][0]["Statement"]
+    sts[:] = [st for st in sts if st.get("Sid") != sid]
+
+
 MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
     "no partial batch failures": (
         "event_sources", lambda t: _event(t, "TimerFunction").pop("FunctionResponseTypes")),
@@ -390,8 +528,18 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
     "redrive to another DLQ": (
         "queues", lambda t: _props(t, "ActivityQueueDefault")["RedrivePolicy"].update(
             deadLetterTargetArn={"Fn::GetAtt": ["TimerDLQ", "Arn"]})),
-    "visibility below function timeout": (
-        "queues", lambda t: _props(t, "WorkflowTaskQueue").update(VisibilityTimeout=30)),
+    "visibility below 6 function timeouts": (
+        "visibility_covers_six_timeouts", lambda t: _props(t, "ActivityQueueDefault").update(
+            VisibilityTimeout=360)),
+    "function timeout raised above its queue's sixth": (
+        "visibility_covers_six_timeouts", lambda t: _props(t, "TimerFunction").update(
+            Timeout=60)),
+    "uncapped event source": ("concurrency_caps", lambda t: _event(
+        t, "ActivityTaskFunction").pop("ScalingConfig")),
+    "cap below Lambda's minimum": ("concurrency_caps", lambda t: t["Parameters"][
+        "TimerMaxConcurrency"].update(MinValue=1, Default=1)),
+    "hard-coded cap": ("concurrency_caps", lambda t: _event(t, "EventsFunction")[
+        "ScalingConfig"].update(MaximumConcurrency=5)),
     "provisioned table": ("table", lambda t: _props(t, "WorkflowTable").update(
         BillingMode="PROVISIONED",
         ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})),
@@ -437,6 +585,26 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
         "Policies"][0]["Statement"][-3].update(Resource={"Fn::Sub": (
             "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
             ":schedule/${TimerScheduleGroup}/*")})),
+    "decider cannot defer": ("code_calls_are_granted", lambda t: _drop_statement(
+        t, "WorkflowTaskFunction", "Defer")),
+    "events function cannot requeue": ("code_calls_are_granted", lambda t: _props(
+        t, "EventsFunction")["Policies"][0]["Statement"][-1].update(
+            Resource={"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
+    "DLQ without an alarm": ("alarms", lambda t: t["Resources"].pop("TimerDLQAlarm")),
+    "new DLQ without an alarm": ("alarms", lambda t: t["Resources"].update(
+        ExtraDLQ={"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": True}})),
+    "source queue without an age alarm": ("alarms", lambda t: t["Resources"].pop(
+        "WorkflowTaskQueueAgeAlarm")),
+    "decider errors unwatched": ("alarms", lambda t: t["Resources"].pop(
+        "WorkflowTaskErrorsAlarm")),
+    "alarm that notifies nobody": ("alarms", lambda t: _props(t, "ActivityDLQDefaultAlarm")
+                                   .pop("AlarmActions")),
+    "alarm only from the second dead letter": ("alarms", lambda t: _props(
+        t, "SchedulerDLQAlarm").update(Threshold=1)),
+    "scheduler cannot dead-letter": ("scheduler_dead_letters", lambda t: _props(
+        t, "SchedulerRole")["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"].pop()),
+    "FIFO scheduler DLQ": ("scheduler_dead_letters", lambda t: _props(t, "SchedulerDLQ")
+                           .update(FifoQueue=True)),
     "events function unwired": ("event_sources", lambda t: _event(t, "EventsFunction").update(
         Queue={"Fn::GetAtt": ["TimerQueue", "Arn"]})),
 }
@@ -465,3 +633,25 @@ def test_sam_build_installs_the_package() -> None:
     lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text()
              .splitlines()]
     assert any(line and (ROOT / line).resolve() == ROOT for line in lines), lines
+
+
+# ------------------------------------------------------------------------------ names
+def test_schedule_group_name_fits_any_stack_name():
+    """Group names are at most 64 characters of [0-9a-zA-Z-_.]; stack names up to 128."""
+    import re
+    import uuid
+
+    from ostinato._local.template import Stack, resolver
+
+    stack_name = "s" + "-0123456789abcdef" * 7 + "x" * 8
+    assert len(stack_name) == 128
+    stack = Stack(pseudo={"AWS::StackName": stack_name, "AWS::Region": REGION,
+                          "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+                          "AWS::StackId": f"arn:aws:cloudformation:{REGION}:123456789012:"
+                                          f"stack/{stack_name}/{uuid.uuid4()}"})
+    source = sam_source()
+    name = resolver(source, stack)(source["Resources"]["TimerScheduleGroup"]["Properties"]["Name"])
+    assert len(name) <= 64 and re.fullmatch(r"[0-9a-zA-Z\-_.]+", name), name
+    # and the generated CloudFormation still names it so (the transform keeps it)
+    cfn_name = to_cloudformation(source)["Resources"]["TimerScheduleGroup"]["Properties"]["Name"]
+    assert resolver(source, stack)(cfn_name) == name

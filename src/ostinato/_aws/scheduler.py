@@ -1,5 +1,12 @@
 """EventBridge Scheduler: one-time `at()` deliveries to the timer queue, recurring schedules
-whose firings go to the trigger queue. Both live in the stack's schedule group."""
+whose firings go to the trigger queue. Both live in the stack's schedule group.
+
+Scheduler retries a delivery it cannot make (the queue refuses it, say) per the target's
+RetryPolicy, then drops it, unless the target names a dead-letter queue: every schedule
+here names the stack's (OSTINATO_SCHEDULER_DLQ_ARN, template.yaml SchedulerDLQ, alarmed).
+A timer is worth a day of retries (Scheduler's longest); a recurring firing an hour, after
+which it is stale and the next one is on its way.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .settings import Settings
+
+#: How long Scheduler keeps trying to deliver, per kind of schedule (see the module docstring).
+TIMER_RETRY = {"MaximumEventAgeInSeconds": 86_400, "MaximumRetryAttempts": 185}
+FIRING_RETRY = {"MaximumEventAgeInSeconds": 3_600, "MaximumRetryAttempts": 185}
 
 
 class EventBridgeScheduler:
@@ -25,6 +36,13 @@ class EventBridgeScheduler:
             self._client = boto3.client("scheduler", region_name=self.settings.region)
         return self._client
 
+    def _target(self, arn: str, body: str, retry: dict[str, int]) -> dict[str, Any]:
+        target: dict[str, Any] = {"Arn": arn, "RoleArn": self.settings.scheduler_role_arn,
+                                  "Input": body, "RetryPolicy": dict(retry)}
+        if self.settings.scheduler_dlq_arn:
+            target["DeadLetterConfig"] = {"Arn": self.settings.scheduler_dlq_arn}
+        return target
+
     def create_at(self, name: str, at: float, body: str) -> None:
         when = datetime.fromtimestamp(math.ceil(at), UTC).strftime("%Y-%m-%dT%H:%M:%S")
         try:
@@ -32,8 +50,7 @@ class EventBridgeScheduler:
                 Name=name, GroupName=self.settings.schedule_group,
                 ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-                Target={"Arn": self.settings.timer_queue_arn,
-                        "RoleArn": self.settings.scheduler_role_arn, "Input": body})
+                Target=self._target(self.settings.timer_queue_arn, body, TIMER_RETRY))
         except self.client.exceptions.ConflictException:
             pass  # created by an earlier attempt of this same delivery
 
@@ -58,7 +75,7 @@ class EventBridgeScheduler:
             "ScheduleExpression": expression, "ScheduleExpressionTimezone": timezone,
             "FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED",
             "Description": description[:512],
-            "Target": {"Arn": arn, "RoleArn": self.settings.scheduler_role_arn, "Input": body}}
+            "Target": self._target(arn, body, FIRING_RETRY)}
         if start is not None:
             request["StartDate"] = datetime.fromtimestamp(start, UTC)
         client = self.client

@@ -25,6 +25,8 @@ OUTPUT_VARIABLES = {
     "ScheduleGroupName": "OSTINATO_SCHEDULE_GROUP",
     "SchedulerRoleArn": "OSTINATO_SCHEDULER_ROLE_ARN",
     "TriggerQueueArn": "OSTINATO_TRIGGER_QUEUE_ARN",
+    "TriggerQueueUrl": "OSTINATO_TRIGGER_QUEUE_URL",
+    "SchedulerDLQArn": "OSTINATO_SCHEDULER_DLQ_ARN",
     "Region": "AWS_REGION",
 }
 
@@ -40,6 +42,8 @@ class Settings:
     timer_queue_arn: str = ""
     trigger_queue_arn: str = ""
     region: str = "us-east-1"
+    trigger_queue_url: str = ""
+    scheduler_dlq_arn: str = ""  # where Scheduler puts deliveries it gave up on
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,6 +76,8 @@ class Settings:
             timer_queue_arn=env.get("OSTINATO_TIMER_QUEUE_ARN", ""),
             trigger_queue_arn=env.get("OSTINATO_TRIGGER_QUEUE_ARN", ""),
             region=env_region(env) or "us-east-1",
+            trigger_queue_url=env.get("OSTINATO_TRIGGER_QUEUE_URL", ""),
+            scheduler_dlq_arn=env.get("OSTINATO_SCHEDULER_DLQ_ARN", ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -84,4 +90,6 @@ class Settings:
             "OSTINATO_SCHEDULER_ROLE_ARN": self.scheduler_role_arn,
             "OSTINATO_TIMER_QUEUE_ARN": self.timer_queue_arn,
             "OSTINATO_TRIGGER_QUEUE_ARN": self.trigger_queue_arn,
+            "OSTINATO_TRIGGER_QUEUE_URL": self.trigger_queue_url,
+            "OSTINATO_SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
         }

@@ -11,16 +11,40 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .._core import keys, wire
 from .._core.serde import dumps
 from .._engine.outbox import MAX_SQS_DELAY
 from .._engine.ports import Scheduler
 from .settings import Settings
+
+log = logging.getLogger("ostinato.transport")
+
+#: A SendMessageBatch request carries at most this many bytes of bodies (SQS caps the whole
+#: request at its message size limit; stay well below it).
+REQUEUE_BATCH_BYTES = 256 * 1024
+
+
+def _chunks(bodies: list[str]) -> list[list[int]]:
+    """Indices of `bodies` in groups of at most 10 and REQUEUE_BATCH_BYTES (a body larger
+    than that goes alone)."""
+    chunks: list[list[int]] = []
+    size = 0
+    for i, body in enumerate(bodies):
+        length = len(body.encode())
+        if not chunks or len(chunks[-1]) == 10 or size + length > REQUEUE_BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += length
+    return chunks
 
 
 class SqsTransport:
@@ -78,8 +102,54 @@ class SqsTransport:
         else:
             self.send_workflow_task(envelope.msg)
 
+    def requeue(self, queue_arn: str, bodies: list[str]) -> list[int]:
+        """Send `bodies` again as new messages of the standard queue `queue_arn`; return the
+        indices of those that could not be sent (their originals must then stay).
+
+        For received messages an invocation never started: a new message has receive count 1,
+        so it is not mistaken for one whose worker died, nor walked towards the DLQ. Sent in
+        batches of at most 10 entries and `REQUEUE_BATCH_BYTES`.
+        """
+        url = self._queue_url(queue_arn)
+        failed: list[int] = []
+        for chunk in _chunks(bodies):
+            try:
+                answer = self.sqs.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "MessageBody": bodies[i]} for i in chunk])
+            except (BotoCoreError, ClientError):
+                failed += chunk
+                continue
+            failed += [int(entry["Id"]) for entry in answer.get("Failed", [])]
+        return sorted(failed)
+
+    def release(self, receipt_handles: list[str]) -> None:
+        """Make received workflow-task messages visible again at once (FIFO order holds, so
+        they are not re-sent). Best effort: one still hidden comes back after its visibility
+        timeout, which is what would have happened anyway."""
+        for start in range(0, len(receipt_handles), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": 0}
+                       for n, r in enumerate(receipt_handles[start:start + 10])]
+            try:
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.settings.workflow_queue_url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("could not release %d workflow-task message(s): %s",
+                            len(entries), exc)
+
+    def _queue_url(self, queue_arn: str) -> str:
+        """The URL of one of the stack's queues, by its ARN (matched by queue name)."""
+        name = queue_arn.rsplit(":", 1)[-1]
+        settings = self.settings
+        for url in (settings.workflow_queue_url, settings.timer_queue_url,
+                    settings.trigger_queue_url, *settings.activity_queue_urls.values()):
+            if url and url.rsplit("/", 1)[-1] == name:
+                return url
+        raise LookupError(f"no queue URL configured for {queue_arn}")
+
     def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None:
-        """Make a workflow-task message visible again shortly instead of after the timeout."""
+        """Make a workflow-task message visible again in `seconds` instead of after the
+        visibility timeout (needs sqs:ChangeMessageVisibility, which template.yaml grants the
+        decider: SQS event sources grant only receive and delete)."""
         self.sqs.change_message_visibility(QueueUrl=self.settings.workflow_queue_url,
                                            ReceiptHandle=receipt_handle,
                                            VisibilityTimeout=seconds)

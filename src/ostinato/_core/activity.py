@@ -90,12 +90,14 @@ def activity_context() -> ActivityContext:
 
 
 def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
-                  timeout: float | None, heartbeat_timeout: float | None) -> Any:
+                  timeout: float | None, heartbeat_timeout: float | None,
+                  timeout_message: str | None = None) -> Any:
     """Run `fn(*args)` with `ctx` current; raise TimeoutError when a timeout passes.
 
     Without timeouts the call runs inline. With them it runs in a helper thread, and an
     attempt that overruns is abandoned (reported as timed out) while its thread finishes;
     from then on its heartbeats save nothing and raise `TimeoutError` (`ActivityContext._abandon`).
+    `timeout_message` says what `timeout` was, when it is not the start_to_close_timeout.
     """
 
     def invoke() -> Any:
@@ -128,7 +130,7 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
         now = time.monotonic()
         overrun = None
         if timeout is not None and now - started >= timeout:
-            overrun = f"activity exceeded start_to_close_timeout of {timeout:g}s"
+            overrun = timeout_message or f"activity exceeded start_to_close_timeout of {timeout:g}s"
         elif heartbeat_timeout is not None and now - ctx.last_beat >= heartbeat_timeout:
             overrun = f"activity missed its heartbeat_timeout of {heartbeat_timeout:g}s"
         if overrun is not None:

@@ -14,18 +14,19 @@ from .._core.definitions import App
 from .activities import ActivityWorker, LocalActivities
 from .cache import HistoryCache
 from .decider import Decider
-from .deferral import ORPHAN_GRACE, RetryLater
+from .deferral import ORPHAN_GRACE, RetryLater, deferral_delay
 from .dispatch import Dispatcher
-from .ports import Store, Transport
+from .ports import NO_OBSERVER, Observer, Store, Transport
 
-__all__ = ["ORPHAN_GRACE", "Engine", "RetryLater"]
+__all__ = ["ORPHAN_GRACE", "Engine", "RetryLater", "deferral_delay"]
 
 
 class Engine:
     """The three kinds of work: workflow tasks, activity tasks and due deliveries."""
 
     def __init__(self, app: App, store: Store, transport: Transport,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 observer: Observer = NO_OBSERVER) -> None:
         self.app = app
         self.store = store
         self.transport = transport
@@ -34,6 +35,16 @@ class Engine:
         self.decider = Decider(app, store, transport, self.dispatcher,
                                LocalActivities(app, clock), clock)
         self.activities = ActivityWorker(app, store, transport, clock)
+        self.observer = observer
+
+    @property
+    def observer(self) -> Observer:
+        """Where the decider and the activity worker report metrics and spans."""
+        return self.decider.observer
+
+    @observer.setter
+    def observer(self, observer: Observer) -> None:
+        self.decider.observer = self.activities.observer = observer
 
     @property
     def history(self) -> HistoryCache:
@@ -51,9 +62,10 @@ class Engine:
         """Decide once per run for these messages (all of one workflow id, in queue order)."""
         self.decider.handle(deliveries)
 
-    def handle_activity_task(self, task: wire.ActivityTask, receive_count: int = 1) -> None:
+    def handle_activity_task(self, task: wire.ActivityTask, receive_count: int = 1,
+                             time_left: float | None = None) -> None:
         """Run one activity attempt; report the outcome or schedule the next attempt."""
-        self.activities.handle(task, receive_count)
+        self.activities.handle(task, receive_count, time_left)
 
     def handle_due(self, due: wire.Due) -> None:
         """A delayed delivery arrived: forward it, or wait longer if it is early."""

@@ -6,6 +6,7 @@ once there); a retryable failure schedules the next attempt as a new delayed mes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,13 +18,22 @@ from .._core.history import RunLocalActivity
 from .._core.replay import LocalOutcome
 from .._core.retry import backoff, should_retry
 from .._core.serde import check_payload, to_failure
-from .ports import Store, Transport
+from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
 
 
 def failure_of(exc: BaseException, attempt: int) -> dict[str, Any]:
     failure = to_failure(exc)
     failure["attempt"] = attempt
     return failure
+
+
+def longest_attempt(task: wire.ActivityTask, now: float) -> float | None:
+    """The longest this attempt may run by its own options (None: they set no bound)."""
+    options = ActivityOptions.from_dict(task.options)
+    bounds = [options.start_to_close_timeout] if options.start_to_close_timeout else []
+    if options.schedule_to_close_timeout is not None:
+        bounds.append(max(0.0, task.scheduled_at + options.schedule_to_close_timeout - now))
+    return min(bounds) if bounds else None
 
 
 class ActivityWorker:
@@ -35,9 +45,16 @@ class ActivityWorker:
         self.store = store
         self.transport = transport
         self.clock = clock
+        self.observer: Observer = NO_OBSERVER
 
-    def handle(self, task: wire.ActivityTask, receive_count: int = 1) -> None:
-        """Run one activity attempt; report the outcome or schedule the next attempt."""
+    def handle(self, task: wire.ActivityTask, receive_count: int = 1,
+               time_left: float | None = None) -> None:
+        """Run one activity attempt; report the outcome or schedule the next attempt.
+
+        `time_left`: the seconds the invocation running it has left. An attempt still running
+        then is reported as timed out by this worker, before Lambda stops the invocation with
+        the rest of its batch (which would come back looking like dead workers).
+        """
         options = ActivityOptions.from_dict(task.options)
         attempt = task.attempt
         now = self.clock()
@@ -48,6 +65,8 @@ class ActivityWorker:
                             options.task_queue, task.scheduled_at, options.heartbeat_timeout)
         ctx = ActivityContext(info, None,
                               save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
+        kind = {"activity_type": task.activity_type}
+        self.observer.count(Metric.ACTIVITY_ATTEMPTS, 1, **kind)
         try:
             if receive_count > 1:
                 # The worker that received this before died or overran: that attempt failed
@@ -64,10 +83,22 @@ class ActivityWorker:
                 if remaining <= 0:
                     raise TimeoutError("activity exceeded its schedule_to_close_timeout")
                 timeout = remaining if timeout is None else min(timeout, remaining)
-            result = call_activity(definition.fn, task.args, ctx, timeout,
-                                   options.heartbeat_timeout)
+            message = None
+            if time_left is not None and (timeout is None or time_left < timeout):
+                timeout = time_left
+                message = (f"attempt {attempt} was still running when its Lambda invocation "
+                           f"ran out of time ({time_left:.0f}s left when it started)")
+            began = time.perf_counter()
+            try:
+                with self.observer.span(f"activity {task.activity_type}"):
+                    result = call_activity(definition.fn, task.args, ctx, timeout,
+                                           options.heartbeat_timeout, message)
+            finally:
+                self.observer.duration(Metric.ACTIVITY_LATENCY, time.perf_counter() - began,
+                                       **kind)
             check_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
+            self.observer.count(Metric.ACTIVITY_FAILURES, 1, **kind)
             ctx.flush()
             failure = failure_of(exc, attempt)
             retry_at = self.clock() + backoff(options.retry, attempt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from .deferral import ORPHAN_GRACE, RetryLater
 from .dispatch import Dispatcher
 from .inbound import Inbound
 from .outbox import closing_outbox, decision_outbox, refuse_updates, unsettled
-from .ports import AppendConflict, Store, Transport
+from .ports import NO_OBSERVER, AppendConflict, Metric, Observer, Store, Transport
 
 log = logging.getLogger("ostinato.engine")
 
@@ -60,6 +61,7 @@ class Decider:
         #: called with (workflow_id, run_id, events) after each successful append
         self.on_events: Callable[[str, str, list[h.Event]], None] | None = None
         self.history = HistoryCache()
+        self.observer: Observer = NO_OBSERVER  # metrics and spans: see _observe
 
     def handle(self, deliveries: list[wire.Delivery]) -> None:
         """Decide once per run for these messages (all of one workflow id, in queue order)."""
@@ -75,6 +77,7 @@ class Decider:
         # conditional append and reads again, strongly; a decision to do nothing is only
         # trusted after a strong read (a stale one could hide the timer a message fires).
         consistent = False
+        began = time.perf_counter()
         for _ in range(MAX_APPEND_RACES):
             batches = self.history.load(self.store, rid, consistent=consistent)
             start: EventData | None = None
@@ -134,6 +137,7 @@ class Decider:
             self._project(wid, rid, batches, batch)
             if self.on_events is not None:
                 self.on_events(wid, rid, batch.to_events())
+            self._observe(batches, batch, deliveries, began)
             return
         raise RetryLater(f"{MAX_APPEND_RACES} append races in a row on {wid}/{rid}")
 
@@ -206,7 +210,8 @@ class Decider:
                       + closing_outbox(rid, index, status, failure=state["failure"]))
             return h.Batch(number, first, now, False, kept, outbox, consumed, state)
         try:
-            decision = self._replay_and_decide(batches, inbound, now, last_state)
+            with self.observer.span("replay"):
+                decision = self._replay_and_decide(batches, inbound, now, last_state)
             outbox = decision_outbox(wid, rid, index, decision, now,
                                      self.transport.has_task_queue)
             batch = h.Batch(number, first, now, True, decision.events, outbox, consumed,
@@ -255,3 +260,27 @@ class Decider:
         if not batches or any(before.get(k) != after.get(k)
                               for k in ("status", "custom_status", "task_failure")):
             self.store.project(wid, rid, batch.number, after, after.get("task_failure"))
+
+    # -- observing (metrics and spans: ports.Observer) -----------------------------------------
+    def _observe(self, batches: list[h.Batch], batch: h.Batch, deliveries: list[wire.Delivery],
+                 began: float) -> None:
+        """Report one appended decision: its latency, and what it started, closed or failed."""
+        first = (batches or [batch])[0].events
+        kind = {"workflow_type": str(first[0][1].get("workflow_type", "")) if first else ""}
+        observer = self.observer
+        observer.count(Metric.WORKFLOW_TASKS, 1, **kind)
+        observer.duration(Metric.WORKFLOW_TASK_DECIDE_TIME, time.perf_counter() - began, **kind)
+        sent = [d.sent_at for d in deliveries if d.sent_at]
+        if sent:
+            observer.duration(Metric.WORKFLOW_TASK_SCHEDULE_TO_START,
+                              max(0.0, self.clock() - min(sent)), **kind)
+        if not batches:
+            observer.count(Metric.WORKFLOWS_STARTED, 1, **kind)
+        closed = Metric.WORKFLOWS_CLOSED.get(batch.state.get("status", h.Status.RUNNING))
+        if closed is not None:
+            observer.count(closed, 1, **kind)
+        before = batches[-1].state.get("task_failures", 0) if batches else 0
+        if batch.state.get("task_failures", 0) > before:  # _failed_task recorded one
+            observer.count(Metric.WORKFLOW_TASK_FAILURES, 1, **kind)
+            if str(batch.state.get("task_failure", "")).startswith("non-determinism"):
+                observer.count(Metric.NON_DETERMINISM_ERRORS, 1, **kind)

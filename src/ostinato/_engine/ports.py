@@ -9,6 +9,7 @@ live here too, so neither side imports the other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -145,6 +146,9 @@ class Transport(Protocol):
     def forward(self, envelope: wire.Envelope) -> None: ...
     def cancel_at(self, key: str) -> None: ...
     def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None: ...
+    # messages an invocation received and never started (`_aws/budget.py`)
+    def requeue(self, queue_arn: str, bodies: list[str]) -> list[int]: ...
+    def release(self, receipt_handles: list[str]) -> None: ...
 
 
 class PayloadStore(Protocol):
@@ -158,3 +162,62 @@ class EventBus(Protocol):
     """EventBridge PutEvents (the API's POST /events, the CLI's `event put`)."""
 
     def put_events(self, entries: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+
+# -- observing the engine -------------------------------------------------------------------------
+class Metric:
+    """The names of what the engine and the handlers count and time (`Observer`)."""
+
+    WORKFLOWS_STARTED = "WorkflowsStarted"  # workflow_type
+    #: closed runs, by status (workflow_type)
+    WORKFLOWS_CLOSED = {h.Status.COMPLETED: "WorkflowsCompleted",
+                        h.Status.FAILED: "WorkflowsFailed",
+                        h.Status.TIMED_OUT: "WorkflowsTimedOut",
+                        h.Status.CANCELLED: "WorkflowsCancelled",
+                        h.Status.TERMINATED: "WorkflowsTerminated",
+                        h.Status.CONTINUED_AS_NEW: "WorkflowsContinuedAsNew"}
+    WORKFLOW_TASKS = "WorkflowTasks"  # decisions appended (workflow_type)
+    #: from the first message's SQS SentTimestamp to the decider picking it up (workflow_type)
+    WORKFLOW_TASK_SCHEDULE_TO_START = "WorkflowTaskScheduleToStart"
+    WORKFLOW_TASK_DECIDE_TIME = "WorkflowTaskDecideTime"  # read, replay, write (workflow_type)
+    WORKFLOW_TASK_FAILURES = "WorkflowTaskFailures"  # recorded task failures (workflow_type)
+    NON_DETERMINISM_ERRORS = "NonDeterminismErrors"  # (workflow_type)
+    ACTIVITY_ATTEMPTS = "ActivityAttempts"  # (activity_type)
+    ACTIVITY_FAILURES = "ActivityFailures"  # failed attempts, timeouts included (activity_type)
+    ACTIVITY_LATENCY = "ActivityLatency"  # one attempt's run time (activity_type)
+    DEFERRALS = "WorkflowTaskDeferrals"  # messages handed back to SQS for later (RetryLater)
+    UNTOUCHED = "BatchRecordsNotStarted"  # records a handler had no time left for
+
+
+class Observer(Protocol):
+    """What the engine reports about itself: counts, durations and trace spans.
+
+    Dimensions name what a point is about (`workflow_type=`, `activity_type=`): a few fixed
+    values, never ids. The AWS adapter (`_aws/observer.py`) writes CloudWatch metrics in
+    embedded metric format and, when enabled, X-Ray subsegments; `NO_OBSERVER` does nothing.
+    """
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None: ...
+    def duration(self, name: str, seconds: float, **dimensions: str) -> None: ...
+    def span(self, name: str) -> AbstractContextManager[Any]: ...
+    def flush(self) -> None:
+        """Publish what was recorded since the last flush (handlers call it per invocation)."""
+
+
+class NullObserver:
+    """The `Observer` that records nothing (the default everywhere but on Lambda)."""
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        pass
+
+    def duration(self, name: str, seconds: float, **dimensions: str) -> None:
+        pass
+
+    def span(self, name: str) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def flush(self) -> None:
+        pass
+
+
+NO_OBSERVER = NullObserver()

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from .template import ACCOUNT, QueueMapping
 
 @dataclass
 class LambdaContext:
-    """The parts of Lambda's context object handlers and Powertools read."""
+    """The parts of Lambda's context object handlers and Powertools read; the remaining
+    time counts down (wall clock) from the function's `timeout` since the context was made."""
 
     function_name: str
     aws_request_id: str = ""
@@ -38,9 +40,11 @@ class LambdaContext:
     invoked_function_arn: str = ""
     log_group_name: str = ""
     log_stream_name: str = ""
+    timeout: float = 300.0
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        return int(max(0.0, self.timeout - (time.monotonic() - self.started)) * 1000)
 
 
 def import_handler(spec: str, code_root: Path) -> Callable[..., Any]:
@@ -89,7 +93,8 @@ class QueuePoller:
         if not messages:
             return 0
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
-        context = LambdaContext(self.mapping.function, aws_request_id=str(uuid.uuid4()))
+        context = LambdaContext(self.mapping.function, aws_request_id=str(uuid.uuid4()),
+                                timeout=self.mapping.timeout)
         self.invocations += 1
         try:
             with handler_scope():

@@ -112,3 +112,19 @@ class MemTransport:
 
     def retry_soon(self, receipt_handle: str, seconds: int = 2) -> None:
         """No visibility timeouts here."""
+
+    def requeue(self, queue_arn: str, bodies: list[str]) -> list[int]:
+        """Queue the bodies again (workflow-task messages, activity tasks, due deliveries);
+        none fails."""
+        for body in bodies:
+            data = json.loads(body)
+            if "k" in data:
+                self.send_workflow_task(wire.decode_message(data))
+            elif "due" in data:
+                self.forward(wire.Due.decode(data).envelope)
+            else:
+                self.send_activity_task(wire.ActivityTask.decode(data))
+        return []
+
+    def release(self, receipt_handles: list[str]) -> None:
+        """Nothing is ever hidden here."""

@@ -3,13 +3,14 @@
 The local stack and the test environment build the table, queues and schedule group from the
 same template SAM deploys, and resolve the functions' environment variables from it, so the two
 cannot drift. Only what the stack uses is understood: tables, queues, schedule groups, and the
-intrinsics Ref, GetAtt and Sub.
+intrinsics Ref, GetAtt (.Arn), Sub, Join, Select and Split.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ class QueueMapping:
     queue_url: str
     batch_size: int
     fifo: bool
+    timeout: float = 300.0  # the function's Timeout, seconds
 
 
 @dataclass
@@ -79,10 +81,20 @@ class Stack:
     schedule_groups: list[str] = field(default_factory=list)
 
 
+def pseudo_parameters(stack_name: str, region: str = "us-east-1") -> dict[str, str]:
+    """The pseudo parameters of a local stack (its StackId's UUID derives from its name)."""
+    stack_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"ostinato-local:{stack_name}")
+    return {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{stack_name}/"
+                            f"{stack_uuid}"}
+
+
 def resolver(template: dict[str, Any], stack: Stack,
              parameters: dict[str, Any] | None = None) -> Callable[[Any], Any]:
     """Resolve Ref (pseudo parameters, resources, parameters: overrides, else defaults;
-    CommaDelimitedList as a list), GetAtt .Arn and Sub against what `create` made."""
+    CommaDelimitedList as a list), GetAtt .Arn, Sub, Join, Select and Split against what
+    `create` made."""
     overrides = parameters or {}
 
     def resolve(value: Any) -> Any:
@@ -102,6 +114,15 @@ def resolver(template: dict[str, Any], stack: Stack,
                 if attr == "Arn":
                     return stack.arns[name]
                 raise ValueError(f"unsupported GetAtt {name}.{attr}")
+            if key == "Fn::Join":
+                separator, items = arg
+                return separator.join(str(resolve(item)) for item in resolve(items))
+            if key == "Fn::Select":
+                index, items = arg
+                return resolve(items)[int(resolve(index))]
+            if key == "Fn::Split":
+                separator, text = arg
+                return str(resolve(text)).split(separator)
             if key == "Fn::Sub":
                 text = arg if isinstance(arg, str) else arg[0]
                 return re.sub(r"\$\{([^}]+)\}", lambda m: str(
@@ -121,8 +142,7 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
     """Create the template's tables, queues and schedule groups through `session`'s clients."""
     resources: dict[str, Any] = template["Resources"]
     stack = Stack(code_root=template_dir or Path("."))
-    pseudo = {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
-              "AWS::Partition": "aws"}
+    pseudo = pseudo_parameters(stack_name, region)
     ddb = session.client("dynamodb", region_name=region)
     sqs = session.client("sqs", region_name=region)
     scheduler = session.client("scheduler", region_name=region)
@@ -175,10 +195,12 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
     globals_env = (template.get("Globals", {}).get("Function", {})
                    .get("Environment", {}).get("Variables", {}))
     stack.environment = {k: str(resolve(v)) for k, v in globals_env.items()}
+    function_globals = template.get("Globals", {}).get("Function", {})
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         props = resource["Properties"]
+        timeout = float(props.get("Timeout", function_globals.get("Timeout", 3)))
         for event in props.get("Events", {}).values():
             if event["Type"] != "SQS":
                 continue
@@ -186,5 +208,5 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
             url = stack.queue_urls_by_arn[arn]
             stack.queue_mappings.append(QueueMapping(
                 name, props["Handler"], url, int(event["Properties"].get("BatchSize", 10)),
-                url.endswith(".fifo")))
+                url.endswith(".fifo"), timeout))
     return stack
