@@ -259,8 +259,7 @@ def check_least_privilege(cfn: Template) -> None:
     sts = list(statements(role["Policies"]))
     assert {a for st in sts for a in as_list(st["Action"])} == {"sqs:SendMessage"}, sts
     targets = sorted(json.dumps(r) for st in sts for r in as_list(st["Resource"]))
-    assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "ActivityQueueDefault",
-                                                          "TriggerQueue")), \
+    assert targets == sorted(json.dumps(arn(q)) for q in ("TimerQueue", "TriggerQueue")), \
         f"scheduler role may send to {targets}"
 
 
