@@ -1,7 +1,7 @@
 """The HTTP API: API Gateway HTTP API (payload 2.0) -> Lambda `api` -> `Client`.
 
-Routes are DESIGN.md §2's. Requests are validated by Powertools against the pydantic models
-below (which also make `/openapi.json`); every error answers `{"error": {"code", "message"}}`.
+Routes are DESIGN.md §2's. Requests are validated by Powertools against the pydantic models of
+`models` (which also make `/openapi.json`); every error answers `{"error": {"code", "message"}}`.
 Oversized bodies are refused before anything else runs, and the client checks types, payload
 sizes and conflicts before it writes, so a refused request leaves nothing behind.
 """
@@ -14,18 +14,17 @@ import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from .._client import schedules as _schedules
 from .._client.client import Client
 from .._client.schedules import (
-    SCHEDULE_NAME,
     InvalidScheduleError,
     ScheduleAlreadyExistsError,
     ScheduleNotFoundError,
@@ -48,150 +47,31 @@ from .._core.errors import (
 )
 from .._core.history import to_document
 from .._core.serde import dumps
+from .models import (
+    ArgsRequest,
+    CallbackRequest,
+    CreateScheduleRequest,
+    ErrorResponse,
+    HistoryResponse,
+    ListResponse,
+    ListSchedulesResponse,
+    PutEventsRequest,
+    PutEventsResponse,
+    ReasonRequest,
+    ResultResponse,
+    ScheduleResponse,
+    StartWorkflowRequest,
+    StartWorkflowResponse,
+    Status,
+    WorkflowResponse,
+)
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
 MAX_BODY_BYTES = 256 * 1024
 #: How long an update request waits for the handler's result (API Gateway gives up at 29 s).
 UPDATE_TIMEOUT = 25.0
-#: Workflow ids become SQS FIFO message group ids: 1-128 printable ASCII characters; no "/"
-#: (ids are path segments) and no spaces.
-WORKFLOW_ID_PATTERN = r"^[!-.0-~]{1,128}$"
-
-Status = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",  # = h.Status
-                 "CONTINUED_AS_NEW", "TIMED_OUT"]
-
 logger = Logger(service="ostinato")
 app = APIGatewayHttpResolver(enable_validation=True)
-
-
-# -- request and response models (validation and the OpenAPI document) -----------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StartWorkflowRequest(_Strict):
-    workflow_type: str = Field(min_length=1, description="registered workflow type name")
-    args: list[Any] = Field(default_factory=list, description="JSON arguments")
-    id: str | None = Field(default=None, pattern=WORKFLOW_ID_PATTERN,
-                           description="workflow id (default: a new UUID)")
-    id_conflict_policy: Literal["fail", "use_existing"] = "fail"
-
-
-class ArgsRequest(_Strict):
-    args: list[Any] = Field(default_factory=list)
-
-
-class CallbackFailure(_Strict):
-    message: str = Field(description="why the callback failed")
-    type: str | None = Field(default=None, description='error type (default "CallbackFailure")')
-    details: Any = Field(default=None, description="JSON details")
-
-
-class CallbackRequest(_Strict):
-    status: Literal["success", "failure", "heartbeat"] = Field(
-        description="success: complete with `result`; failure: fail with `error` (the "
-                    "workflow's `await cb` raises CallbackError); heartbeat: still working")
-    result: Any = Field(default=None, description="the callback's result (status success)")
-    error: str | CallbackFailure | None = Field(
-        default=None, description="a message or {message, type} (required for failure)")
-
-
-class ReasonRequest(_Strict):
-    reason: str | None = Field(default=None, max_length=2000)
-
-
-class StartWorkflowResponse(BaseModel):
-    workflow_id: str
-    run_id: str
-
-
-class ResultResponse(BaseModel):
-    result: Any = None
-
-
-class WorkflowResponse(BaseModel):
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: Status
-    result: Any = None
-    error: dict[str, Any] | None = None
-    custom_status: Any = None
-    start_time: str | None = None
-    close_time: str | None = None
-
-
-class ListResponse(BaseModel):
-    workflows: list[WorkflowResponse]
-    next_token: str | None = None
-
-
-class HistoryResponse(BaseModel):
-    """Also a history document: `ostinato replay` reads a saved response as is."""
-
-    workflow_id: str
-    run_id: str
-    events: list[dict[str, Any]] = Field(
-        description="event_id, event_type, timestamp, task and the event's attributes")
-    tasks: list[dict[str, Any]] = Field(description="workflow-task boundaries, for replay")
-
-
-class CreateScheduleRequest(_Strict):
-    name: str = Field(pattern=f"^{SCHEDULE_NAME.pattern}$", description="unique schedule name")
-    workflow_type: str = Field(min_length=1, description="registered workflow type name")
-    args: list[Any] = Field(default_factory=list, description="JSON arguments of every run")
-    cron: str | None = Field(default=None, description='e.g. "0 3 * * ? *" (give cron or rate)')
-    rate: str | None = Field(default=None, description='e.g. "5 minutes" (give cron or rate)')
-    overlap: Literal["skip", "allow_all"] = Field(
-        default="skip", description="skip: start nothing while the previous run is RUNNING")
-    timezone: str = Field(default="UTC", description="IANA zone the cron expression is read in")
-
-
-class ScheduleResponse(BaseModel):
-    name: str
-    workflow_type: str
-    args: list[Any]
-    expression: str
-    timezone: str
-    overlap: Literal["skip", "allow_all"]
-    created_time: str
-    next_fire_time: str | None = None
-    last_fire_time: str | None = None
-    last_workflow_id: str | None = None
-    fired: int
-    skipped: int
-
-
-class ListSchedulesResponse(BaseModel):
-    schedules: list[ScheduleResponse]
-
-
-class PutEventsEntry(_Strict):
-    Source: str = Field(min_length=1, max_length=256)
-    DetailType: str = Field(min_length=1, max_length=128)
-    Detail: str | dict[str, Any] = Field(default="{}", description="JSON object (or its text)")
-    Resources: list[str] | None = None
-    EventBusName: str | None = None
-
-
-class PutEventsRequest(_Strict):
-    """EventBridge PutEvents' request shape."""
-
-    Entries: list[PutEventsEntry] = Field(min_length=1, max_length=10)
-
-
-class PutEventsResponse(BaseModel):
-    FailedEntryCount: int
-    Entries: list[dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
 
 
 def _responses(ok: int, model: type[BaseModel] | None, *errors: int) -> dict[int, Any]:
