@@ -474,3 +474,25 @@ def test_unknown_or_bad_callback_requests(env):
     env.drain()
     assert event_types(env, "cb-bad") == before
     assert call("GET", "/workflows/cb-bad")[1]["status"] == "RUNNING"
+
+
+# -- made-up identifiers are refused, never a 5xx -----------------------------------------------
+@pytest.mark.parametrize("key", [{"a": {"S": "b"}}, {"pk": {"S": "W#x"}}, {"pk": {"N": "1"}},
+                                 [1, 2], {"pk": {"S": 5}}, {"pk": {"N": "one"}}])
+@pytest.mark.parametrize("query", [{}, {"status": "RUNNING"}, {"workflow_type": "order"}])
+def test_a_made_up_next_token_is_400(env, key, query):
+    token = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+    status, answer = call("GET", "/workflows", query={**query, "next_token": token})
+    assert status == 400 and "token" in answer["error"]["message"]
+    assert answer["error"]["code"] in ("invalid_request", "invalid_page_token")
+
+
+@pytest.mark.parametrize("where", [["w", "", 1], ["w", "x" * 3000, 1], ["w", "0" * 32, True]])
+def test_a_made_up_callback_token_is_404(env, where):
+    encoded = base64.urlsafe_b64encode(json.dumps(where).encode()).decode().rstrip("=")
+    assert_error(call("POST", f"/callbacks/{encoded}.{'0' * 32}", {"status": "success"}), 404,
+                 "callback_not_found")
+
+
+def test_a_schedule_name_no_schedule_can_have_is_404(env):
+    assert_error(call("DELETE", "/schedules/no!such:name"), 404, "schedule_not_found")
