@@ -531,6 +531,14 @@ def test_a_made_up_next_token_is_400(env, key, query):
     assert answer["error"]["code"] in ("invalid_request", "invalid_page_token")
 
 
+@pytest.mark.parametrize("when, status", [
+    ("2026-01-01T00:00:00Z", 200), ("2026-01-01t00:00:00+05:30", 200), ("0.5", 400),
+    ("1767225600", 400), ("2026-01-01T00:00:00", 400), ("2026-02-30T00:00:00Z", 400)])
+def test_start_times_are_rfc3339_date_times_as_documented(env, when, status):
+    for name in ("started_after", "started_before"):
+        assert call("GET", "/workflows", query={name: when})[0] == status, (name, when)
+
+
 @pytest.mark.parametrize("where", [["w", "", 1], ["w", "x" * 3000, 1], ["w", "0" * 32, True]])
 def test_a_made_up_callback_token_is_404(env, where):
     encoded = base64.urlsafe_b64encode(json.dumps(where).encode()).decode().rstrip("=")

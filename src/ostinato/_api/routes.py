@@ -18,8 +18,9 @@ import base64
 import binascii
 import functools
 import json
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from re import Match
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -108,6 +109,17 @@ HandlerName = Annotated[str, Path(json_schema_extra={"pattern": HANDLER_NAME_PAT
 CallbackToken = Annotated[str, Path(json_schema_extra={"pattern": CALLBACK_TOKEN_PATTERN},
                                     description="the token `ctx.create_callback()` handed out")]
 ScheduleName = Annotated[str, Path(json_schema_extra={"pattern": f"^{SCHEDULE_NAME.pattern}$"})]
+
+
+def _date_time(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch["format"] = "date-time"
+
+
+#: Parsed by `_time`, not pydantic, which takes more than `format: date-time` allows.
+StartTime = Annotated[str | None, Query(json_schema_extra=_date_time,
+                                        description="RFC 3339 date-time, inclusive")]
 
 
 def _responses(ok: int, model: type[BaseModel] | None, *errors: int) -> dict[int, Any]:
@@ -254,12 +266,13 @@ def list_workflows(
         pattern=NEXT_TOKEN_PATTERN, max_length=4096,
         description="the `next_token` of the previous page (opaque; another is refused)",
     )] = None,
-    started_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    started_before: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    started_after: StartTime = None,
+    started_before: StartTime = None,
 ) -> Response[ListResponse]:
     start_key = _decode_token(next_token) if next_token else None
     page, last_key = _client().list_page(status, workflow_type, limit, start_key,
-                                         _aware(started_after), _aware(started_before))
+                                         _time("started_after", started_after),
+                                         _time("started_before", started_before))
     workflows = [description.to_dict() for description in page]
     return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
 
@@ -436,9 +449,23 @@ def openapi_json() -> str:
 
 
 # -- pagination tokens --------------------------------------------------------------------
-def _aware(when: datetime | None) -> datetime | None:
-    """A time without a zone is UTC (as every time this API answers with)."""
-    return None if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+def _time(name: str, text: str | None) -> datetime | None:
+    """An RFC 3339 date-time, what `format: date-time` means (pydantic would also take a
+    number, a time without a zone, ...); else a 400. A leap second counts as :59."""
+    if text is None:
+        return None
+    if match := _RFC3339.fullmatch(text):
+        try:
+            return datetime.fromisoformat(
+                f"{match['date']}T{match['time'].replace(':60', ':59')}{match['zone']}".upper())
+        except ValueError:
+            pass
+    raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg":
+                                   "not an RFC 3339 date-time such as 2026-01-01T00:00:00Z"}])
+
+
+_RFC3339 = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
+                      r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _encode_token(key: dict[str, Any] | None) -> str | None:
