@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,8 +17,11 @@ from urllib.parse import urlencode
 import pytest
 from examples import approval, order
 from functions.api.app import handler
+from hypothesis import given, settings, strategies
 
 import ostinato
+from ostinato._api import models
+from ostinato._core import cron
 from ostinato._core.replay import check_document
 from ostinato._local.emulator import LambdaContext
 from ostinato.testing import WorkflowEnvironment
@@ -29,9 +33,12 @@ DESCRIBE_KEYS = {"workflow_id", "run_id", "workflow_type", "status", "result", "
                  "custom_status", "start_time", "close_time"}
 
 
-def call(method: str, path: str, body: Any = None, *, raw: str | None = None,
+def call(method: str, path: str, body: Any = None, *, raw: str | bytes | None = None,
          query: dict[str, Any] | None = None, base64_body: bool = False) -> tuple[int, Any]:
-    """One request through the api handler; returns (status, decoded JSON body)."""
+    """One request through the api handler; returns (status, decoded JSON body).
+
+    `path` is what API Gateway puts in `rawPath`: already decoded. Bytes in `raw` go base64,
+    as API Gateway sends a body that is not text."""
     event = copy.deepcopy(SAMPLE)
     event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
@@ -44,9 +51,11 @@ def call(method: str, path: str, body: Any = None, *, raw: str | None = None,
         event.pop("body")
         event["headers"].pop("content-length")
     else:
-        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
+        data = text if isinstance(text, bytes) else text.encode()
+        base64_body = base64_body or isinstance(text, bytes)
+        event["body"] = base64.b64encode(data).decode() if base64_body else text
         event["isBase64Encoded"] = base64_body
-        event["headers"]["content-length"] = str(len(text.encode()))
+        event["headers"]["content-length"] = str(len(data))
     answer = handler(event, LambdaContext("ApiFunction", aws_request_id="test"))
     assert answer["headers"]["Content-Type"] == "application/json"
     return answer["statusCode"], json.loads(answer["body"])
@@ -234,11 +243,12 @@ def test_openapi_document_describes_every_route(env):
         "/workflows/{workflow_id}/terminate", "/callbacks/{token}",
         "/schedules", "/schedules/{name}", "/events"}
     start_op = doc["paths"]["/workflows"]["post"]
-    assert set(start_op["responses"]) == {"201", "400", "404", "409", "413"}
+    assert set(start_op["responses"]) == {"201", "400", "404", "409", "413", "500"}
     update_op = doc["paths"]["/workflows/{workflow_id}/updates/{name}"]["post"]
-    assert set(update_op["responses"]) == {"200", "400", "404", "409", "413", "422", "504"}
+    assert set(update_op["responses"]) == {"200", "400", "404", "409", "413", "422", "500",
+                                           "504"}
     assert set(doc["paths"]["/callbacks/{token}"]["post"]["responses"]) == {
-        "202", "400", "404", "409", "413"}
+        "202", "400", "404", "409", "413", "500"}
     schema = doc["components"]["schemas"]["StartWorkflowRequest"]
     assert schema["required"] == ["workflow_type"]
     assert schema["properties"]["args"]["type"] == "array"
@@ -474,3 +484,125 @@ def test_unknown_or_bad_callback_requests(env):
     env.drain()
     assert event_types(env, "cb-bad") == before
     assert call("GET", "/workflows/cb-bad")[1]["status"] == "RUNNING"
+
+
+# -- input is never answered with a 5xx ---------------------------------------------------------
+BODY_ROUTES = ["/workflows", "/workflows/ghost/signals/approve",
+               "/workflows/ghost/queries/progress", "/workflows/ghost/updates/add",
+               "/workflows/ghost/cancel",
+               "/workflows/ghost/terminate", "/callbacks/not-a-token", "/schedules", "/events"]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_that_is_not_utf8_is_400(env, heads, path):
+    # API Gateway sends such a body base64-encoded with isBase64Encoded: true
+    assert_error(call("POST", path, raw=b"\xff\xfe"), 400, "malformed_json", "not UTF-8")
+    assert_nothing_written(env, heads)
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize("raw", ["[]", "5", '"text"', "true", '{"args": {}, "x": 1}', "{"])
+def test_a_body_of_the_wrong_shape_is_400(env, path, raw):
+    status, answer = call("POST", path, raw=raw)
+    assert status == 400 and answer["error"]["code"] in ("invalid_request", "malformed_json")
+
+
+def test_an_id_with_reserved_url_characters_is_one_path_parameter(env):
+    wid = "a:b?c#d%e"  # API Gateway hands the routes the path decoded
+    assert start(wid)[0] == 201
+    env.drain()
+    assert call("GET", f"/workflows/{wid}")[1]["workflow_id"] == wid
+    assert call("GET", f"/workflows/{wid}/history")[1]["workflow_id"] == wid
+    assert call("POST", f"/workflows/{wid}/signals/approve", {"args": ["ann"]})[0] == 202
+    env.drain()
+    assert "WorkflowExecutionSignaled" in event_types(env, wid)
+    # a decoded path is not decoded again: `%41` is three characters of an id
+    assert_error(call("GET", "/workflows/x%41"), 404, "workflow_not_found", "x%41")
+    assert_error(call("GET", "/workflows/" + "x" * 129), 400, "invalid_request", "workflow_id")
+
+
+@pytest.mark.parametrize("key", [{"a": {"S": "b"}}, {"pk": {"S": "W#x"}}, {"pk": {"N": "1"}},
+                                 [1, 2], {"pk": {"S": 5}}, {"pk": {"N": "one"}}])
+@pytest.mark.parametrize("query", [{}, {"status": "RUNNING"}, {"workflow_type": "order"}])
+def test_a_made_up_next_token_is_400(env, key, query):
+    token = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+    status, answer = call("GET", "/workflows", query={**query, "next_token": token})
+    assert status == 400 and "token" in answer["error"]["message"]
+    assert answer["error"]["code"] in ("invalid_request", "invalid_page_token")
+
+
+@pytest.mark.parametrize("when, status", [
+    ("2026-01-01T00:00:00Z", 200), ("2026-01-01t00:00:00+05:30", 200), ("0.5", 400),
+    ("1767225600", 400), ("2026-01-01T00:00:00", 400), ("2026-02-30T00:00:00Z", 400)])
+def test_start_times_are_rfc3339_date_times_as_documented(env, when, status):
+    for name in ("started_after", "started_before"):
+        assert call("GET", "/workflows", query={name: when})[0] == status, (name, when)
+
+
+@pytest.mark.parametrize("where", [["w", "", 1], ["w", "x" * 3000, 1], ["w", "0" * 32, True]])
+def test_a_made_up_callback_token_is_404(env, where):
+    encoded = base64.urlsafe_b64encode(json.dumps(where).encode()).decode().rstrip("=")
+    assert_error(call("POST", f"/callbacks/{encoded}.{'0' * 32}", {"status": "success"}), 404,
+                 "callback_not_found")
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({}, ["exactly one of cron and rate"]),
+    ({"cron": "0 3 * * ? *", "rate": "5 minutes"}, ["exactly one of cron and rate"]),
+    ({"cron": "5-3 * * * ? *"}, ["'5-3' runs backwards"]),
+    ({"cron": "0 3 * * * *"}, ["exactly one of day-of-month and day-of-week"]),
+    ({"cron": "0  3 * * ? *"}, ["as the document's pattern does"]),  # parses, not documented
+    ({"rate": "0 minutes"}, ["rate '0 minutes'"]),
+    ({"rate": "5 minutes", "timezone": "Mars/Olympus_Mons"}, ["unknown time zone"]),
+])
+def test_schedule_requests_the_document_calls_invalid_are_400(env, extra, words):
+    body = {"name": "nightly", "workflow_type": "order", **extra}
+    assert_error(call("POST", "/schedules", body), 400, "invalid_schedule", *words)
+
+
+def test_a_schedule_name_no_schedule_can_have_is_404(env):
+    assert_error(call("DELETE", "/schedules/no!such:name"), 404, "schedule_not_found")
+
+
+def test_events_go_to_the_default_bus_only(env):
+    entry = {"Source": "shop", "DetailType": "OrderPlaced", "EventBusName": "elsewhere"}
+    assert_error(call("POST", "/events", {"Entries": [entry]}), 400, "invalid_request",
+                 "EventBusName")
+
+
+def test_openapi_document_states_the_rules_the_routes_enforce(env):
+    doc = call("GET", "/openapi.json")[1]
+    schemas = doc["components"]["schemas"]
+    failure, other = schemas["CallbackRequest"]["oneOf"]
+    assert failure["required"] == ["status", "error"] and other["properties"]["status"]["enum"]
+    schedule = schemas["CreateScheduleRequest"]
+    assert [branch["required"] for branch in schedule["oneOf"]] == [["cron"], ["rate"]]
+    cron = next(b for b in schedule["properties"]["cron"]["anyOf"] if b.get("type") == "string")
+    for good in ("0 3 * * ? *", "cron(*/5 9-17 ? * MON-FRI *)", "0 0 L * ? 2026"):
+        assert re.search(cron["pattern"], good), good
+    for bad in ("5-3 * * * ? *", "0 3 * * * *", "60 3 * * ? *", "0 3 * * ?"):
+        assert not re.search(cron["pattern"], bad), bad
+    assert "Europe/Paris" in schedule["properties"]["timezone"]["enum"]
+    list_op = doc["paths"]["/workflows"]["get"]
+    token = next(p for p in list_op["parameters"] if p["name"] == "next_token")
+    assert token["schema"]["anyOf"][0]["pattern"] and "400" in list_op["responses"]
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            answers = set(operation["responses"])
+            assert "500" in answers, (method, path)
+            if "{" in path:
+                assert {"400", "404"} <= answers, (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413"} <= answers, (method, path)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(strategies.from_regex(models.cron_pattern(), fullmatch=True))
+def test_every_cron_expression_the_document_allows_parses(expression):
+    cron.parse_cron(expression)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(strategies.from_regex(models.RATE_PATTERN, fullmatch=True))
+def test_every_rate_the_document_allows_parses(expression):
+    cron.parse_rate(expression)

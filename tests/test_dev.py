@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import time
 from datetime import datetime
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 
+from ostinato._cli.apiclient import segment
 from tests.apps.devserver import DevServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -127,6 +131,68 @@ def test_bad_input_over_http(dev):
     dev.wait_for("e2e-1", lambda d: d["status"] == "COMPLETED")
     status, body = dev.http("POST", "/workflows/e2e-1/signals/approve", {"args": ["x"]})
     assert (status, body["error"]["code"]) == (409, "workflow_closed")
+
+
+BODY_ROUTES = ["/workflows", "/workflows/e2e-x/signals/s", "/workflows/e2e-x/queries/q",
+               "/workflows/e2e-x/updates/u", "/workflows/e2e-x/cancel",
+               "/workflows/e2e-x/terminate", "/callbacks/not-a-token", "/schedules", "/events"]
+
+
+def test_a_body_that_is_not_utf8_is_400_over_http(dev):
+    for path in BODY_ROUTES:
+        status, body = dev.http("POST", path, raw=b"\xff\xfe")
+        assert (status, body["error"]["code"]) == (400, "malformed_json"), path
+
+
+def raw_request(dev: DevServer, method: str, path: str) -> tuple[int, dict[str, str], Any]:
+    connection = http.client.HTTPConnection(urlsplit(dev.url).netloc, timeout=10)
+    try:
+        connection.request(method, path)
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), json.loads(answer.read() or b"null")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("TRACE", "/workflows", "GET, POST"), ("PUT", "/workflows/e2e-1", "GET"),
+    ("DELETE", "/workflows/e2e-1/signals/approve", "POST"), ("PATCH", "/schedules/s", "DELETE"),
+    ("BREW", "/openapi.json", "GET"),
+])
+def test_an_undeclared_method_is_405_naming_the_allowed_ones(dev, method, path, allowed):
+    status, headers, body = raw_request(dev, method, path)
+    assert (status, headers["Allow"], body["error"]["code"]) == (405, allowed,
+                                                                 "method_not_allowed")
+
+
+def test_a_path_no_route_has_is_404(dev):
+    for method, path in (("GET", "/nope"), ("TRACE", "/workflows/a/b"), ("GET", "/workflows/")):
+        status, _headers, body = raw_request(dev, method, path)
+        assert (status, body["error"]["code"]) == (404, "route_not_found"), (method, path)
+
+
+def test_an_id_with_reserved_url_characters_round_trips(dev):
+    from tests.test_cli import ostinato
+
+    wid = "a:b?c#d%e"  # every character the id pattern allows that a URL treats specially
+    assert dev.http("POST", "/workflows", {"workflow_type": "approval", "args": [["x"]],
+                                           "id": wid})[0] == 201
+    path = f"/workflows/{segment(wid)}"  # `%` and `?` encoded twice, as API Gateway needs
+    described = dev.wait_for(segment(wid), lambda d: d["custom_status"] == "awaiting approval")
+    assert described["workflow_id"] == wid
+    assert dev.http("POST", f"{path}/queries/progress")[1]["result"]["items"] == ["x"]
+    # the CLI addresses it the same way
+    via_cli = json.loads(ostinato("workflow", "describe", wid, "--json", api_url=dev.url).stdout)
+    assert (via_cli["workflow_id"], via_cli["run_id"]) == (wid, described["run_id"])
+    ostinato("workflow", "signal", wid, "approve", "ann", api_url=dev.url)
+    assert dev.wait_for(segment(wid), lambda d: d["status"] != "RUNNING")["result"] == {
+        "shouted": ["X"], "approved_by": "ann"}
+    history = json.loads(ostinato("workflow", "history", wid, "--json", api_url=dev.url).stdout)
+    assert history["workflow_id"] == wid and history == dev.http("GET", f"{path}/history")[1]
+    assert "WorkflowExecutionSignaled" in [e["event_type"] for e in history["events"]]
+    # encoded once, the `?` would be cut off by API Gateway: refused here rather than misrouted
+    status, body = dev.http("GET", f"/workflows/{quote(wid, safe='')}")
+    assert (status, body["error"]["code"]) == (400, "malformed_path")
 
 
 def test_stops_cleanly_on_sigterm(dev):

@@ -33,6 +33,7 @@ from ostinato._aws.signing import SigV4Signer
 from ostinato._cli.apiclient import ApiClient, ApiError, execute_api_region, wants_iam
 from ostinato._cli.connection import Connection
 from ostinato._cli.main import cli
+from ostinato._local.http_api import decode_path
 
 ACCESS_KEY = "AKIDOSTINATOTEST"
 SECRET_KEY = "ostinato-test-secret-key"
@@ -214,7 +215,8 @@ def test_path_segments_needing_percent_encoding_are_signed(gateway: Gateway,
     raw = got.raw_path.split("/")
     assert raw[1] == "workflows" and raw[3] == "signals" and len(raw) == 5
     assert raw[2] not in (".", "..")  # a bare dot segment is removed by servers (RFC 3986)
-    assert [unquote(raw[2]), unquote(raw[4])] == [workflow_id, "sig nål"]
+    # what the route gets: API Gateway decodes the path twice (see ostinato._local.http_api)
+    assert [decode_path("/" + raw[2])[1:], unquote(raw[4])] == [workflow_id, "sig nål"]
 
 
 def test_auth_iam_from_the_environment_and_options_on_the_top_level_command(

@@ -1,9 +1,15 @@
 """The HTTP API: API Gateway HTTP API (payload 2.0) -> Lambda `api` -> `Client`.
 
-Routes are DESIGN.md §2's. Requests are validated by Powertools against the pydantic models
-below (which also make `/openapi.json`); every error answers `{"error": {"code", "message"}}`.
-Oversized bodies are refused before anything else runs, and the client checks types, payload
-sizes and conflicts before it writes, so a refused request leaves nothing behind.
+Routes are DESIGN.md §2's. Requests are validated by Powertools against the pydantic models of
+`models` (which also make `/openapi.json`, and hold every rule the routes enforce); every error
+answers `{"error": {"code", "message"}}`, and no input gets a 5xx. Oversized bodies are refused
+before anything else runs, and the client checks types, payload sizes and conflicts before it
+writes, so a refused request leaves nothing behind.
+
+Paths arrive percent-decoded, as API Gateway HTTP APIs deliver `rawPath`; a path parameter may
+hold any character but `/` (a workflow id `a:b?c#d%e` is one). Powertools matches parameters
+against a narrower class, so `handle` encodes each segment again and the resolver hands every
+route its parameters decoded (`_Resolver`).
 """
 
 from __future__ import annotations
@@ -12,18 +18,21 @@ import base64
 import binascii
 import functools
 import json
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from re import Match
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel
 
 from .._client import schedules as _schedules
-from .._client.client import Client
+from .._client.client import RUN_ID, Client
 from .._client.schedules import (
     SCHEDULE_NAME,
     InvalidScheduleError,
@@ -48,168 +57,90 @@ from .._core.errors import (
 )
 from .._core.history import to_document
 from .._core.serde import dumps
+from .models import (
+    ADDRESSING,
+    CALLBACK_TOKEN_PATTERN,
+    HANDLER_NAME_PATTERN,
+    NEXT_TOKEN_PATTERN,
+    RUN_ID_PATTERN,
+    WORKFLOW_ID_PATTERN,
+    ArgsRequest,
+    CallbackRequest,
+    CreateScheduleRequest,
+    ErrorResponse,
+    HistoryResponse,
+    ListResponse,
+    ListSchedulesResponse,
+    PutEventsRequest,
+    PutEventsResponse,
+    ReasonRequest,
+    ResultResponse,
+    ScheduleResponse,
+    StartWorkflowRequest,
+    StartWorkflowResponse,
+    Status,
+    WorkflowResponse,
+)
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
 MAX_BODY_BYTES = 256 * 1024
 #: How long an update request waits for the handler's result (API Gateway gives up at 29 s).
 UPDATE_TIMEOUT = 25.0
-#: Workflow ids become SQS FIFO message group ids: 1-128 printable ASCII characters; no "/"
-#: (ids are path segments) and no spaces.
-WORKFLOW_ID_PATTERN = r"^[!-.0-~]{1,128}$"
-
-Status = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED",  # = h.Status
-                 "CONTINUED_AS_NEW", "TIMED_OUT"]
 
 logger = Logger(service="ostinato")
-app = APIGatewayHttpResolver(enable_validation=True)
 
 
-# -- request and response models (validation and the OpenAPI document) -----------------------
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Resolver(APIGatewayHttpResolver):
+    """Routes on the path `handle` encoded again; hands the routes their parameters decoded."""
+
+    def _convert_matches_into_route_keys(self, match: Match[str]) -> dict[str, str]:
+        return {name: unquote(value) for name, value in match.groupdict().items()}
 
 
-class StartWorkflowRequest(_Strict):
-    workflow_type: str = Field(min_length=1, description="registered workflow type name")
-    args: list[Any] = Field(default_factory=list, description="JSON arguments")
-    id: str | None = Field(default=None, pattern=WORKFLOW_ID_PATTERN,
-                           description="workflow id (default: a new UUID)")
-    id_conflict_policy: Literal["fail", "use_existing"] = "fail"
+app = _Resolver(enable_validation=True)
+
+# -- path parameters (the routes get them decoded; see the module docstring) --------------------
+# An identifier outside its documented pattern names nothing: 404, as for any unknown one.
+WorkflowId = Annotated[str, Path(max_length=128,  # longer: 400 (and no oversized store key)
+                                 json_schema_extra={"pattern": WORKFLOW_ID_PATTERN},
+                                 description=f"the workflow id. {ADDRESSING}")]
+HandlerName = Annotated[str, Path(json_schema_extra={"pattern": HANDLER_NAME_PATTERN},
+                                  description=f"the handler's name. {ADDRESSING}")]
+CallbackToken = Annotated[str, Path(json_schema_extra={"pattern": CALLBACK_TOKEN_PATTERN},
+                                    description="the token `ctx.create_callback()` handed out")]
+ScheduleName = Annotated[str, Path(json_schema_extra={"pattern": f"^{SCHEDULE_NAME.pattern}$"})]
 
 
-class ArgsRequest(_Strict):
-    args: list[Any] = Field(default_factory=list)
+def _date_time(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch["format"] = "date-time"
 
 
-class CallbackFailure(_Strict):
-    message: str = Field(description="why the callback failed")
-    type: str | None = Field(default=None, description='error type (default "CallbackFailure")')
-    details: Any = Field(default=None, description="JSON details")
-
-
-class CallbackRequest(_Strict):
-    status: Literal["success", "failure", "heartbeat"] = Field(
-        description="success: complete with `result`; failure: fail with `error` (the "
-                    "workflow's `await cb` raises CallbackError); heartbeat: still working")
-    result: Any = Field(default=None, description="the callback's result (status success)")
-    error: str | CallbackFailure | None = Field(
-        default=None, description="a message or {message, type} (required for failure)")
-
-
-class ReasonRequest(_Strict):
-    reason: str | None = Field(default=None, max_length=2000)
-
-
-class StartWorkflowResponse(BaseModel):
-    workflow_id: str
-    run_id: str
-
-
-class ResultResponse(BaseModel):
-    result: Any = None
-
-
-class WorkflowResponse(BaseModel):
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: Status
-    result: Any = None
-    error: dict[str, Any] | None = None
-    custom_status: Any = None
-    start_time: str | None = None
-    close_time: str | None = None
-
-
-class ListResponse(BaseModel):
-    workflows: list[WorkflowResponse]
-    next_token: str | None = None
-
-
-class HistoryResponse(BaseModel):
-    """Also a history document: `ostinato replay` reads a saved response as is."""
-
-    workflow_id: str
-    run_id: str
-    events: list[dict[str, Any]] = Field(
-        description="event_id, event_type, timestamp, task and the event's attributes")
-    tasks: list[dict[str, Any]] = Field(description="workflow-task boundaries, for replay")
-
-
-class CreateScheduleRequest(_Strict):
-    name: str = Field(pattern=f"^{SCHEDULE_NAME.pattern}$", description="unique schedule name")
-    workflow_type: str = Field(min_length=1, description="registered workflow type name")
-    args: list[Any] = Field(default_factory=list, description="JSON arguments of every run")
-    cron: str | None = Field(default=None, description='e.g. "0 3 * * ? *" (give cron or rate)')
-    rate: str | None = Field(default=None, description='e.g. "5 minutes" (give cron or rate)')
-    overlap: Literal["skip", "allow_all"] = Field(
-        default="skip", description="skip: start nothing while the previous run is RUNNING")
-    timezone: str = Field(default="UTC", description="IANA zone the cron expression is read in")
-
-
-class ScheduleResponse(BaseModel):
-    name: str
-    workflow_type: str
-    args: list[Any]
-    expression: str
-    timezone: str
-    overlap: Literal["skip", "allow_all"]
-    created_time: str
-    next_fire_time: str | None = None
-    last_fire_time: str | None = None
-    last_workflow_id: str | None = None
-    fired: int
-    skipped: int
-
-
-class ListSchedulesResponse(BaseModel):
-    schedules: list[ScheduleResponse]
-
-
-class PutEventsEntry(_Strict):
-    Source: str = Field(min_length=1, max_length=256)
-    DetailType: str = Field(min_length=1, max_length=128)
-    Detail: str | dict[str, Any] = Field(default="{}", description="JSON object (or its text)")
-    Resources: list[str] | None = None
-    EventBusName: str | None = None
-
-
-class PutEventsRequest(_Strict):
-    """EventBridge PutEvents' request shape."""
-
-    Entries: list[PutEventsEntry] = Field(min_length=1, max_length=10)
-
-
-class PutEventsResponse(BaseModel):
-    FailedEntryCount: int
-    Entries: list[dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
+#: Parsed by `_time`, not pydantic, which takes more than `format: date-time` allows.
+StartTime = Annotated[str | None, Query(json_schema_extra=_date_time,
+                                        description="RFC 3339 date-time, inclusive")]
 
 
 def _responses(ok: int, model: type[BaseModel] | None, *errors: int) -> dict[int, Any]:
+    """The documented answers of a route: `ok`, the `errors` it can give, and 500."""
     described: dict[int, Any] = {ok: {"description": _STATUS_TEXT[ok]}}
     if model is not None:
         described[ok]["content"] = {"application/json": {"model": model}}
-    for status in errors:
+    for status in (*errors, 500):
         described[status] = {"description": _STATUS_TEXT[status],
                              "content": {"application/json": {"model": ErrorResponse}}}
     return described
 
 
 _STATUS_TEXT = {200: "OK", 201: "created", 202: "accepted", 204: "deleted",
-                400: "malformed request, or an update its validator rejected",
+                400: "malformed request (body, parameters or path), or an update its "
+                     "validator rejected",
                 404: "unknown workflow, workflow type, schedule or callback",
                 409: "conflict: already running or closed, the schedule exists, or the "
                      "callback is already settled",
                 413: "payload too large", 422: "the update handler failed",
+                500: "internal error (the answer names only the request id of the log line)",
                 504: "the update did not finish in time (it may still complete)"}
 
 
@@ -263,6 +194,9 @@ for _exc, (_status, _code) in ERRORS.items():
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response:
     problems = exc.errors()
+    for problem in problems:  # a schedule the models refused as the client would have
+        if isinstance(cause := (problem.get("ctx") or {}).get("error"), InvalidScheduleError):
+            return error_response(400, "invalid_schedule", str(cause))
     if any(p.get("type") == "json_invalid" for p in problems):
         detail = next(p for p in problems if p.get("type") == "json_invalid")
         reason = (detail.get("ctx") or {}).get("error", "JSON decode error")
@@ -270,6 +204,17 @@ def _invalid(exc: RequestValidationError) -> Response:
     message = "; ".join(f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}"
                         for p in problems)
     return error_response(400, "invalid_request", message or "invalid request")
+
+
+@app.exception_handler(UnicodeDecodeError)
+@app.exception_handler(binascii.Error)
+def _undecodable(exc: ValueError) -> Response:
+    """Powertools could not decode the body: after `_text_body` only a base64 body that is not
+    UTF-8 text (or not base64) is left to fail so. Anything else is an internal error."""
+    if not app.current_event.get("isBase64Encoded"):
+        return _internal(exc)
+    return error_response(400, "malformed_json",
+                          "request body is not valid JSON: it is not UTF-8 text")
 
 
 @app.exception_handler(Exception)
@@ -287,7 +232,7 @@ def _internal(exc: Exception) -> Response:
 def _no_route(_exc: Exception) -> Response:
     event = app.current_event
     return error_response(404, "route_not_found",
-                          f"no route for {event.http_method} {event.path}")
+                          f"no route for {event.http_method} {unquote(event.path)}")
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -317,30 +262,37 @@ def list_workflows(
     status: Annotated[Status | None, Query()] = None,
     workflow_type: Annotated[str | None, Query(min_length=1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    next_token: Annotated[str | None, Query()] = None,
-    started_after: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    started_before: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    next_token: Annotated[str | None, Query(
+        pattern=NEXT_TOKEN_PATTERN, max_length=4096,
+        description="the `next_token` of the previous page (opaque; another is refused)",
+    )] = None,
+    started_after: StartTime = None,
+    started_before: StartTime = None,
 ) -> Response[ListResponse]:
     start_key = _decode_token(next_token) if next_token else None
     page, last_key = _client().list_page(status, workflow_type, limit, start_key,
-                                         _aware(started_after), _aware(started_before))
+                                         _time("started_after", started_after),
+                                         _time("started_before", started_before))
     workflows = [description.to_dict() for description in page]
     return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
 
 
 @app.get("/workflows/<workflow_id>", summary="Describe a workflow",
-         responses=_responses(200, WorkflowResponse, 404))
-def describe_workflow(workflow_id: str) -> Response[WorkflowResponse]:
+         responses=_responses(200, WorkflowResponse, 400, 404))
+def describe_workflow(workflow_id: WorkflowId) -> Response[WorkflowResponse]:
     logger.append_keys(workflow_id=workflow_id)
     return _json(200, _client().get_workflow_handle(workflow_id).describe().to_dict())
 
 
 @app.get("/workflows/<workflow_id>/history", summary="A run's history (a replayable document)",
-         responses=_responses(200, HistoryResponse, 404))
-def workflow_history(workflow_id: str,
-                     run_id: Annotated[str | None, Query(min_length=1)] = None,
+         responses=_responses(200, HistoryResponse, 400, 404))
+def workflow_history(workflow_id: WorkflowId,
+                     run_id: Annotated[str | None, Query(
+                         json_schema_extra={"pattern": RUN_ID_PATTERN})] = None,
                      ) -> Response[HistoryResponse]:
     logger.append_keys(workflow_id=workflow_id)
+    if run_id is not None and not RUN_ID.fullmatch(run_id):
+        raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
     client = _client()
     rid = client.get_workflow_handle(workflow_id, run_id).current_run_id()
     batches = client.history_batches(workflow_id, rid)
@@ -351,7 +303,7 @@ def workflow_history(workflow_id: str,
 
 @app.post("/workflows/<workflow_id>/signals/<name>", summary="Signal a workflow",
           responses=_responses(202, ResultResponse, 400, 404, 409, 413))
-def signal_workflow(workflow_id: str, name: str,
+def signal_workflow(workflow_id: WorkflowId, name: HandlerName,
                     body: Annotated[ArgsRequest | None, Body()] = None,
                     ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
@@ -361,8 +313,8 @@ def signal_workflow(workflow_id: str, name: str,
 
 
 @app.post("/workflows/<workflow_id>/queries/<name>", summary="Query a workflow",
-          responses=_responses(200, ResultResponse, 400, 404))
-def query_workflow(workflow_id: str, name: str,
+          responses=_responses(200, ResultResponse, 400, 404, 413))
+def query_workflow(workflow_id: WorkflowId, name: HandlerName,
                    body: Annotated[ArgsRequest | None, Body()] = None,
                    ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
@@ -375,8 +327,8 @@ def query_workflow(workflow_id: str, name: str,
 
 
 @app.post("/workflows/<workflow_id>/cancel", summary="Request cancellation",
-          responses=_responses(202, ResultResponse, 400, 404, 409))
-def cancel_workflow(workflow_id: str,
+          responses=_responses(202, ResultResponse, 400, 404, 409, 413))
+def cancel_workflow(workflow_id: WorkflowId,
                     body: Annotated[ReasonRequest | None, Body()] = None,
                     ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
@@ -386,8 +338,8 @@ def cancel_workflow(workflow_id: str,
 
 
 @app.post("/workflows/<workflow_id>/terminate", summary="Terminate now",
-          responses=_responses(202, ResultResponse, 400, 404, 409))
-def terminate_workflow(workflow_id: str,
+          responses=_responses(202, ResultResponse, 400, 404, 409, 413))
+def terminate_workflow(workflow_id: WorkflowId,
                        body: Annotated[ReasonRequest | None, Body()] = None,
                     ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
@@ -399,7 +351,7 @@ def terminate_workflow(workflow_id: str,
 @app.post("/workflows/<workflow_id>/updates/<name>",
           summary="Update a workflow: validated, recorded, run; answers the handler's result",
           responses=_responses(200, ResultResponse, 400, 404, 409, 413, 422, 504))
-def update_workflow(workflow_id: str, name: str,
+def update_workflow(workflow_id: WorkflowId, name: HandlerName,
                     body: Annotated[ArgsRequest | None, Body()] = None,
                     ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
@@ -418,15 +370,13 @@ def update_workflow(workflow_id: str, name: str,
 
 @app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback",
           responses=_responses(202, ResultResponse, 400, 404, 409, 413))
-def complete_callback(token: str, body: Annotated[CallbackRequest, Body()]
+def complete_callback(token: CallbackToken, body: Annotated[CallbackRequest, Body()]
                       ) -> Response[ResultResponse]:
     client = _client()
     if body.status == "success":
         client.complete_callback(token, body.result)
     elif body.status == "failure":
-        if body.error is None:
-            raise RequestValidationError([{"type": "missing", "loc": ("body", "error"),
-                                           "msg": "required when status is failure"}])
+        assert body.error is not None  # CallbackRequest requires it
         error = body.error if isinstance(body.error, str) else body.error.model_dump()
         client.fail_callback(token, error)
     else:
@@ -456,15 +406,15 @@ def list_schedules() -> Response[ListSchedulesResponse]:
 
 
 @app.delete("/schedules/<name>", summary="Delete a schedule (its firings stop)",
-            responses=_responses(204, None, 404))
-def delete_schedule(name: str) -> Response[str]:
+            responses=_responses(204, None, 400, 404))
+def delete_schedule(name: ScheduleName) -> Response[str]:
     _schedules.delete_schedule(_client(), name)
     logger.info("schedule deleted", extra={"schedule": name})
     return Response(status_code=204, content_type="application/json", body="")
 
 
 @app.post("/events", summary="Publish events to the default bus (EventBridge PutEvents)",
-          responses=_responses(200, PutEventsResponse, 400))
+          responses=_responses(200, PutEventsResponse, 400, 413))
 def put_events(body: Annotated[PutEventsRequest, Body()]) -> Response[PutEventsResponse]:
     entries = [entry.model_dump(exclude_none=True) for entry in body.Entries]
     answer = _client().put_events(entries)
@@ -499,9 +449,23 @@ def openapi_json() -> str:
 
 
 # -- pagination tokens --------------------------------------------------------------------
-def _aware(when: datetime | None) -> datetime | None:
-    """A time without a zone is UTC (as every time this API answers with)."""
-    return None if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+def _time(name: str, text: str | None) -> datetime | None:
+    """An RFC 3339 date-time, what `format: date-time` means (pydantic would also take a
+    number, a time without a zone, ...); else a 400. A leap second counts as :59."""
+    if text is None:
+        return None
+    if match := _RFC3339.fullmatch(text):
+        try:
+            return datetime.fromisoformat(
+                f"{match['date']}T{match['time'].replace(':60', ':59')}{match['zone']}".upper())
+        except ValueError:
+            pass
+    raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg":
+                                   "not an RFC 3339 date-time such as 2026-01-01T00:00:00Z"}])
+
+
+_RFC3339 = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
+                      r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 def _encode_token(key: dict[str, Any] | None) -> str | None:
@@ -511,9 +475,10 @@ def _encode_token(key: dict[str, Any] | None) -> str | None:
 
 
 def _decode_token(token: str) -> dict[str, Any]:
+    """The store key a `next_token` carries (the store refuses one it did not hand out)."""
     try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         key = None
     if not isinstance(key, dict):
         raise RequestValidationError([{"type": "value_error", "loc": ("query", "next_token"),
@@ -540,7 +505,7 @@ def handle(event: dict[str, Any], context: Any, client: Client) -> dict[str, Any
         return {"statusCode": 413, "headers": {"Content-Type": "application/json"},
                 "body": dumps({"error": error}), "isBase64Encoded": False}
     app.append_context(client=client)
-    return app.resolve(_as_json(event), context)
+    return app.resolve(_routable(_text_body(_as_json(event))), context)
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:
@@ -549,3 +514,23 @@ def _as_json(event: dict[str, Any]) -> dict[str, Any]:
     if event.get("body") and not headers.get("content-type", "").startswith("application/json"):
         event = {**event, "headers": {**headers, "content-type": "application/json"}}
     return event
+
+
+def _text_body(event: dict[str, Any]) -> dict[str, Any]:
+    """A base64 body (API Gateway sends one whenever the bytes are not text) that is UTF-8
+    text, handed on as text; any other stays base64, and a route reading it answers 400
+    (`_undecodable`) while routes without a body never look at it."""
+    if not (event.get("isBase64Encoded") and event.get("body")):
+        return event
+    try:
+        text = base64.b64decode(event["body"], validate=True).decode()
+    except (binascii.Error, ValueError):
+        return event
+    return {**event, "body": text, "isBase64Encoded": False}
+
+
+def _routable(event: dict[str, Any]) -> dict[str, Any]:
+    """`rawPath` with each segment percent-encoded again, for Powertools' route patterns."""
+    path = event.get("rawPath") or "/"
+    encoded = "/".join(quote(segment, safe="") for segment in path.split("/"))
+    return event if encoded == path else {**event, "rawPath": encoded}

@@ -47,10 +47,16 @@ class Signer(Protocol):
 
 
 def segment(value: str) -> str:
-    """`value` as one URL path segment (`.` and `..` too: sent bare, they would move up)."""
+    """`value` as one URL path segment of the ostinato API (`.` and `..` too: sent bare,
+    they would move up).
+
+    API Gateway HTTP APIs decode the path twice and cut it at a `?` the first decoding
+    produced, so `%` and `?` are encoded twice (`%2525`, `%253F`) and everything else once:
+    the route then gets `value` itself (`ostinato dev` decodes the same way).
+    """
     if value in (".", ".."):
         return value.replace(".", "%2E")
-    return quote(value, safe="")
+    return quote(value.replace("%", "%25").replace("?", "%3F"), safe="")
 
 
 def execute_api_region(url: str) -> str | None:

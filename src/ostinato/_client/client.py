@@ -44,6 +44,8 @@ ID_CONFLICT_POLICIES = ("fail", "use_existing", "terminate_existing")
 ID_REUSE_POLICIES = ("allow_duplicate", "reject_duplicate")
 #: Workflow ids become SQS FIFO message group ids and URL path segments.
 WORKFLOW_ID = re.compile(r"[!-.0-~]{1,128}")
+#: Run ids are uuid hex: `uuid4` for starts, `uuid5` for children and continuations.
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 APP_ENV = "OSTINATO_APP"
 #: A history page holds about this much event JSON (a Lambda response is at most 6 MB).
 HISTORY_PAGE_BYTES = 1_000_000
@@ -212,7 +214,8 @@ class Client:
         try:
             where, secret = token.rsplit(".", 1)
             wid, rid, seq = json.loads(base64.urlsafe_b64decode(where + "=" * (-len(where) % 4)))
-            if not (isinstance(wid, str) and isinstance(rid, str) and isinstance(seq, int)):
+            if not (isinstance(wid, str) and isinstance(rid, str) and isinstance(seq, int)
+                    and RUN_ID.fullmatch(rid)):  # never a made-up key for the store to refuse
                 raise ValueError(token)
         except (ValueError, TypeError, binascii.Error):
             raise CallbackNotFoundError("malformed callback token") from None

@@ -184,6 +184,8 @@ def delete_schedule(client: Starter, name: str) -> None:
     The Scheduler schedule goes first: a delete that stops half-way leaves a listed schedule
     that no longer fires (delete it again), never an unlisted one that still does.
     """
+    if not SCHEDULE_NAME.fullmatch(name):  # no schedule has it (and Scheduler would refuse it)
+        raise ScheduleNotFoundError(name)
     had_schedule = client.scheduler.delete_recurring(keys.recurring_schedule(name))
     if not client.store.delete_schedule(name) and not had_schedule:
         raise ScheduleNotFoundError(name)

@@ -31,6 +31,7 @@ from typing import Any
 from .._core.eventfmt import summarize
 from . import motoserver as _motolocal
 from .emulator import QueuePoller, SchedulerEmulator, import_handler
+from .http_api import Route
 from .template import QueueMapping, default_template_path, load_template
 
 DEFAULT_APP = "examples.order:app"
@@ -178,6 +179,20 @@ def api_handler_spec(template: dict[str, Any]) -> str:
     return API_HANDLER_FALLBACK
 
 
+def api_routes(template: dict[str, Any]) -> list[Route] | None:
+    """The routes of the template's HTTP API (None when it declares none: take every request)."""
+    routes = []
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "HttpApi":
+                props = event.get("Properties") or {}
+                routes.append(Route(str(props.get("Method", "ANY")).upper(),
+                                    str(props.get("Path", "$default"))))
+    return routes or None
+
+
 class Wakeup:
     """Lets one poller's work (or an API call) wake every idle poller at once."""
 
@@ -228,7 +243,8 @@ class DevStack:
 
         template = load_template(self.template_path)
         self._api = LocalHttpApi(self._api_handler, self.host, self.port,
-                                 on_request=self._log_request)  # binds now: fail early
+                                 on_request=self._log_request,  # binds now: fail early
+                                 routes=api_routes(template))
         self._aws = EmbeddedAws(self.host)
         self._aws.start()
         ddb_url = None

@@ -1,9 +1,23 @@
 """API Gateway HTTP API emulation on loopback: HTTP request -> payload 2.0 event -> handler.
 
-What API Gateway does that handlers can see is reproduced: the path arrives URL-decoded in
-`rawPath` (as HTTP APIs deliver it), the query string raw and parsed, header names lower-case,
-binary bodies base64-encoded, request bodies over 10 MB refused, and the handler's
-`{"statusCode", "headers", "body", "isBase64Encoded", "cookies"}` turned back into HTTP.
+What API Gateway does that handlers can see is reproduced: the query string raw and parsed,
+header names lower-case, binary bodies base64-encoded, request bodies over 10 MB refused, the
+template's routes matched (`routeKey`, `pathParameters`), and the handler's `{"statusCode",
+"headers", "body", "isBase64Encoded", "cookies"}` turned back into HTTP.
+
+The path reaches the handler in `rawPath` percent-decoded the way live HTTP APIs decode it
+(captured in 2026, github.com/hotsock/voker `vokerhttp/testdata/ingress-paths.json`): decoded
+twice, so `%252F` arrives as `/` and `%2525` as `%`; a `%` the first decoding leaves that is
+not an escape is refused with 400. Where AWS cuts the path at a `?` the first decoding
+produced (`/w/a%3Fb` arrives as `/w/a`), the emulator refuses it with 400 instead: a request
+that AWS would silently send to another resource fails loudly here. Clients send `%` and `?`
+encoded twice (`%2525`, `%253F`), as the CLI's `segment()` does.
+
+Requests no route takes are answered here, as API Gateway answers them before any Lambda
+runs (in the API's error shape, as are the 400s above): 404 when no route has the path; when
+routes have the path but not the method, 405 with an `Allow` header naming theirs (API Gateway
+itself answers 404 `{"message": "Not Found"}` to both; HTTP says 405, and `ostinato dev`
+follows HTTP there). Without routes (`routes=None`) every request goes to the handler.
 """
 
 from __future__ import annotations
@@ -11,10 +25,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,12 +47,69 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
+class PathRefused(ValueError):
+    """A request path API Gateway would refuse or cut (400)."""
+
+
+def decode_path(raw: str) -> str:
+    """`rawPath` as an HTTP API delivers it for the request path `raw` (see the docstring)."""
+    once = unquote(raw)
+    if "?" in once:
+        raise PathRefused("the path holds a '?' once decoded, where API Gateway cuts it "
+                          "(encode it twice: %253F)")
+    if _BAD_ESCAPE.search(once):
+        raise PathRefused("the path holds a '%' that is not an escape once decoded, which API "
+                          "Gateway refuses (encode it twice: %2525)")
+    return unquote(once) or "/"
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of the HTTP API: `GET /workflows/{id}`, `ANY /{proxy+}` or `$default`."""
+
+    method: str
+    path: str
+
+    @property
+    def key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters when `path` is one of this route's, else None."""
+        if self.path == "$default":
+            return {}
+        wanted, parts = self.path[1:].split("/"), path[1:].split("/")
+        found: dict[str, str] = {}
+        for i, segment in enumerate(wanted):
+            if segment.startswith("{") and segment.endswith("+}"):
+                rest = "/".join(parts[i:])
+                if not rest:
+                    return None
+                found[segment[1:-2]] = rest
+                return found
+            if i >= len(parts):
+                return None
+            if segment.startswith("{") and segment.endswith("}"):
+                if not parts[i]:
+                    return None
+                found[segment[1:-1]] = parts[i]
+            elif segment != parts[i]:
+                return None
+        return found if len(parts) == len(wanted) else None
+
+
 def to_event(method: str, target: str, headers: dict[str, str], body: bytes,
-             source_ip: str = "127.0.0.1", now: float | None = None) -> dict[str, Any]:
-    """The API Gateway HTTP API payload-2.0 event for one request."""
+             source_ip: str = "127.0.0.1", now: float | None = None,
+             route: Route | None = None, path_parameters: dict[str, str] | None = None,
+             ) -> dict[str, Any]:
+    """The API Gateway HTTP API payload-2.0 event for one request (`PathRefused` if its path
+    is one API Gateway refuses)."""
     now = time.time() if now is None else now
     url = urlsplit(target)
-    path = unquote(url.path) or "/"
+    path = decode_path(url.path)
     lowered = {k.lower(): v for k, v in headers.items()}
     query: dict[str, str] = {}
     for key, value in parse_qsl(url.query, keep_blank_values=True):
@@ -46,21 +119,24 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes,
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode(), True
     host = lowered.get("host", "127.0.0.1")
+    route_key = route.key if route is not None else "$default"
     event: dict[str, Any] = {
-        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "version": "2.0", "routeKey": route_key, "rawPath": path,
         "rawQueryString": url.query, "headers": lowered,
         "requestContext": {
             "accountId": ACCOUNT, "apiId": "local", "domainName": host,
             "domainPrefix": host.split(".")[0],
             "http": {"method": method.upper(), "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": source_ip, "userAgent": lowered.get("user-agent", "")},
-            "requestId": uuid.uuid4().hex, "routeKey": "$default", "stage": "$default",
+            "requestId": uuid.uuid4().hex, "routeKey": route_key, "stage": "$default",
             "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
             "timeEpoch": int(now * 1000)},
         "isBase64Encoded": encoded,
     }
     if query:
         event["queryStringParameters"] = query
+    if path_parameters:
+        event["pathParameters"] = path_parameters
     if cookies := lowered.get("cookie"):
         event["cookies"] = [c.strip() for c in cookies.split(";") if c.strip()]
     if body:
@@ -82,9 +158,10 @@ def from_response(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return int(response["statusCode"]), headers, body
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+def _error(status: int, code: str, message: str, *headers: tuple[str, str]
+           ) -> tuple[int, list[tuple[str, str]], bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return status, [("Content-Type", "application/json")], body
+    return status, [("Content-Type", "application/json"), *headers], body
 
 
 class LocalHttpApi:
@@ -97,8 +174,10 @@ class LocalHttpApi:
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 8787,
                  function_name: str = "ApiFunction",
-                 on_request: Callable[[str, str, int, float], None] | None = None) -> None:
+                 on_request: Callable[[str, str, int, float], None] | None = None,
+                 routes: Iterable[Route] | None = None) -> None:
         self.handler = handler
+        self.routes = None if routes is None else list(routes)
         self.function_name = function_name
         self.on_request = on_request
         self._server = ThreadingHTTPServer((host, port), self._request_class())
@@ -128,7 +207,23 @@ class LocalHttpApi:
         if len(body) > MAX_REQUEST_BYTES:
             return _error(413, "payload_too_large",
                           f"request body is over API Gateway's {MAX_REQUEST_BYTES} bytes")
-        event = to_event(method, target, headers, body, source_ip)
+        try:
+            path = decode_path(urlsplit(target).path)
+        except PathRefused as exc:
+            return _error(400, "malformed_path", str(exc))
+        route, parameters = None, None
+        if self.routes is not None:
+            found = [(r, p) for r in self.routes if (p := r.match(path)) is not None]
+            if not found:
+                return _error(404, "route_not_found", f"no route for {method} {path}")
+            takes = [(r, p) for r, p in found if r.method in ("ANY", method.upper())]
+            if not takes:
+                allowed = ", ".join(sorted({r.method for r, _ in found}))
+                return _error(405, "method_not_allowed", f"{method} {path}: use {allowed}",
+                              ("Allow", allowed))
+            route, parameters = takes[0]
+        event = to_event(method, target, headers, body, source_ip, route=route,
+                         path_parameters=parameters)
         context = LambdaContext(self.function_name, aws_request_id=str(uuid.uuid4()))
         try:
             with self._container:
@@ -171,7 +266,11 @@ class LocalHttpApi:
                     api.on_request(self.command, self.path, status,
                                    time.monotonic() - started)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # every method, TRACE or made-up ones too, goes to `_serve` (not a 501)
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per request comes from on_request instead
