@@ -137,5 +137,42 @@ def test_history_comes_in_pages_that_add_up_to_the_whole_run(env):
     assert [b.number for b in pages] == [b.number for b in whole]
     assert [b.events for b in pages] == [b.events for b in whole]
     assert 3 < calls <= len(whole)  # really in pages, each at least one batch
-    _, everything, end = env.client.history_page("paged")
+    _, everything, end = env.client.history_page("paged")  # default budget: one page
     assert len(everything) == len(whole) and end is None
+
+
+def test_the_history_route_pages_and_the_cli_puts_the_document_together(env, monkeypatch):
+    from ostinato._client import client as client_module
+
+    monkeypatch.setattr(client_module, "HISTORY_PAGE_BYTES", 500)  # tiny pages
+    handle = env.client.start_workflow(core.sequential, 8, id="hist")
+    handle.result()
+    whole = [e.event_id for e in handle.history()]
+
+    from ostinato._api import routes
+    from ostinato._local.emulator import LambdaContext
+
+    def get(query: dict[str, str]) -> dict:
+        event = json.loads(Path("events/api_start_workflow.json").read_text())
+        event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = "/workflows/hist/history"
+        event["requestContext"]["http"]["method"] = "GET"
+        event["body"], event["isBase64Encoded"] = None, False
+        event["queryStringParameters"] = query or None
+        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+        answer = routes.handle(event, LambdaContext("ApiFunction", aws_request_id="r"),
+                               env.client)
+        return {"status": answer["statusCode"], **json.loads(answer["body"])}
+
+    ids, pages, query = [], 0, {}
+    while True:
+        page = get(query)
+        assert page["status"] == 200, page
+        pages += 1
+        ids += [e["event_id"] for e in page["events"]]
+        if not page["next_token"]:
+            break
+        query = {"next_token": page["next_token"]}
+    assert ids == whole and pages > 2
+    forged = get({"next_token": "eyJydW5faWQiOiAiMSJ9"})  # {"run_id": "1"}
+    assert forged["status"] == 400 and forged["error"]["code"] == "invalid_page_token"

@@ -299,6 +299,8 @@ class HistoryResponse(BaseModel):
     events: list[dict[str, Any]] = Field(
         description="event_id, event_type, timestamp, task and the event's attributes")
     tasks: list[dict[str, Any]] = Field(description="workflow-task boundaries, for replay")
+    next_token: str | None = Field(
+        default=None, description="more of the history follows: pass it back as next_token")
 
 
 class ScheduleResponse(BaseModel):

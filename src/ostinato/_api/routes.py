@@ -284,21 +284,39 @@ def describe_workflow(workflow_id: WorkflowId) -> Response[WorkflowResponse]:
     return _json(200, _client().get_workflow_handle(workflow_id).describe().to_dict())
 
 
-@app.get("/workflows/<workflow_id>/history", summary="A run's history (a replayable document)",
+@app.get("/workflows/<workflow_id>/history",
+         summary="A run's history (a replayable document), in pages of about 1 MB",
          responses=_responses(200, HistoryResponse, 400, 404))
 def workflow_history(workflow_id: WorkflowId,
                      run_id: Annotated[str | None, Query(
                          json_schema_extra={"pattern": RUN_ID_PATTERN})] = None,
+                     next_token: Annotated[str | None, Query(
+                         pattern=NEXT_TOKEN_PATTERN, max_length=4096,
+                         description="the `next_token` of the previous page (opaque)")] = None,
                      ) -> Response[HistoryResponse]:
+    """One page of the run's history; concatenating the pages' `events` and `tasks` gives
+    the whole document (`ostinato workflow history` does). A Lambda response is at most 6 MB,
+    so a long run is never answered in one piece."""
     logger.append_keys(workflow_id=workflow_id)
     if run_id is not None and not RUN_ID.fullmatch(run_id):
         raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
+    after = 0
+    if next_token:
+        page = _decode_token(next_token)
+        token_after, token_run = page.get("after"), page.get("run_id")
+        if not (isinstance(token_after, int) and token_after > 0
+                and isinstance(token_run, str) and RUN_ID.fullmatch(token_run)
+                and run_id in (None, token_run)):
+            raise InvalidPageTokenError("not a page token of this history")
+        after, run_id = token_after, token_run
     client = _client()
-    rid = client.get_workflow_handle(workflow_id, run_id).current_run_id()
-    batches = client.history_batches(workflow_id, rid)
-    if run_id is not None and not batches:
+    rid, batches, following = client.history_page(workflow_id, run_id, after)
+    if run_id is not None and not batches and not after:
         raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
-    return _json(200, to_document(workflow_id, rid, batches))
+    document = to_document(workflow_id, rid, batches)
+    document["next_token"] = (None if following is None
+                              else _encode_token({"run_id": rid, "after": following}))
+    return _json(200, document)
 
 
 @app.post("/workflows/<workflow_id>/signals/<name>", summary="Signal a workflow",

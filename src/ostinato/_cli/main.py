@@ -166,6 +166,13 @@ def describe(workflow_id: str, api_url: str, as_json: bool) -> None:
 def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -> None:
     """Show a run's history as a timeline (--json: a document `ostinato replay` reads)."""
     answer = _call(api_url, "GET", _wf(workflow_id, "history"), query={"run_id": run_id})
+    while answer.get("next_token"):  # a long run comes in pages: put the document together
+        page = _call(api_url, "GET", _wf(workflow_id, "history"),
+                     query={"run_id": answer.get("run_id"), "next_token": answer["next_token"]})
+        answer["events"] += page.get("events", [])
+        answer["tasks"] += page.get("tasks", [])
+        answer["next_token"] = page.get("next_token")
+    answer.pop("next_token", None)
     if as_json:
         _print_json(answer)
         return

@@ -272,13 +272,14 @@ class Client:
         return self.store.load_batches(rid)
 
     def history_page(self, workflow_id: str, run_id: str | None = None, after: int = 0,
-                     max_bytes: int = HISTORY_PAGE_BYTES,
+                     max_bytes: int | None = None,
                      ) -> tuple[str, list[h.Batch], int | None]:
         """(run id, the batches after batch `after` holding about `max_bytes` of events,
         the `after` of the next page or None at the end): history in pages that fit a
         response, however long the run."""
         rid = run_id or self.get_workflow_handle(workflow_id).current_run_id()
-        batches, more = self.store.history_page(rid, after, max_bytes)
+        budget = HISTORY_PAGE_BYTES if max_bytes is None else max_bytes
+        batches, more = self.store.history_page(rid, after, budget)
         return rid, batches, batches[-1].number if more and batches else None
 
     # -- schedules (EventBridge Scheduler; see schedules) ---------------------------------
