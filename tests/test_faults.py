@@ -4,7 +4,6 @@ result, no duplicated or missing history event, no stuck workflow."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 
@@ -223,7 +222,7 @@ def test_decider_losing_the_append_race_rereads_and_adds_nothing(make_env, monke
     # FIFO hands a group's messages to one decider at a time, so a rival holding the same
     # messages got them first: ours is at least the second receive (and the rival may die
     # before sending; our re-read must repair its outbox).
-    env.engine.handle_workflow_messages([dataclasses.replace(d, receives=2) for d in bodies])
+    env.engine.handle_workflow_messages([d.replace(receives=2) for d in bodies])
     assert len(store.load_batches(handle.current_run_id())) == 1
     monkeypatch.setattr(store, "append", original)
     finish(env, handle, messages)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def test_concurrent_invocations_each_report_only_their_own_batch_failures(
     inside = threading.Barrier(2, timeout=10)    # both batches have started
     processed = threading.Barrier(2, timeout=10)  # both batches ran every record
 
-    def handle(record: Any) -> None:  # Powertools passes it by this name
+    def handle(record: Any, budget: Any = None) -> None:  # as the handlers call it
         step = json.loads(record.body)["step"]
         if step == "first":
             inside.wait()
@@ -56,6 +57,10 @@ def test_concurrent_invocations_each_report_only_their_own_batch_failures(
             processed.wait()
 
     monkeypatch.setattr(lambda_handlers, record_handler, handle)
+    from ostinato._engine.ports import NullObserver  # no stack: the handlers' metrics go nowhere
+
+    runtime = SimpleNamespace(engine=SimpleNamespace(observer=NullObserver(), clock=time.time))
+    monkeypatch.setattr(lambda_handlers._runtime, "get", lambda: runtime)
     function = getattr(lambda_handlers, handler)
     events = {"a": _sqs_event("a", ["first", "fail", "last"]),
               "b": _sqs_event("b", ["first", "last"])}
