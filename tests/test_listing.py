@@ -39,6 +39,21 @@ def start_many(env, n: int, gap: float = 10.0) -> list[str]:
     return ids
 
 
+def api_get(env, path: str, query: dict[str, str]) -> dict:
+    """GET `path` through the api handler, as API Gateway would deliver it."""
+    from ostinato._api import routes
+    from ostinato._local.emulator import LambdaContext
+
+    event = json.loads(Path("events/api_start_workflow.json").read_text())
+    event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = "GET"
+    event["body"], event["isBase64Encoded"] = None, False
+    event["queryStringParameters"] = query or None
+    event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    return routes.handle(event, LambdaContext("ApiFunction", aws_request_id="r"), env.client)
+
+
 def test_pages_merge_every_shard_newest_first_each_workflow_once(env):
     ids = start_many(env, 40)
     assert len({shard_of(w) for w in ids}) == LIST_SHARDS  # the test reaches every shard
@@ -87,21 +102,10 @@ def test_a_forged_or_foreign_token_is_refused_with_a_typed_error(env):
 def test_the_http_api_answers_400_to_a_forged_token_and_pages_by_time(env):
     import base64
 
-    from ostinato._api import routes
-    from ostinato._local.emulator import LambdaContext
-
     start_many(env, 6)
 
     def get(query: dict[str, str]) -> dict:
-        event = json.loads(Path("events/api_start_workflow.json").read_text())
-        event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
-        event["rawPath"] = event["requestContext"]["http"]["path"] = "/workflows"
-        event["requestContext"]["http"]["method"] = "GET"
-        event["body"], event["isBase64Encoded"] = None, False
-        event["queryStringParameters"] = query
-        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-        return routes.handle(event, LambdaContext("ApiFunction", aws_request_id="r"),
-                             env.client)
+        return api_get(env, "/workflows", query)
 
     forged = base64.urlsafe_b64encode(b'{"shards": {"0": {"pk": {"S": "x"}}}}').decode()
     answer = get({"next_token": forged})
@@ -149,19 +153,8 @@ def test_the_history_route_pages_and_the_cli_puts_the_document_together(env, mon
     handle.result()
     whole = [e.event_id for e in handle.history()]
 
-    from ostinato._api import routes
-    from ostinato._local.emulator import LambdaContext
-
     def get(query: dict[str, str]) -> dict:
-        event = json.loads(Path("events/api_start_workflow.json").read_text())
-        event["routeKey"] = event["requestContext"]["routeKey"] = "$default"
-        event["rawPath"] = event["requestContext"]["http"]["path"] = "/workflows/hist/history"
-        event["requestContext"]["http"]["method"] = "GET"
-        event["body"], event["isBase64Encoded"] = None, False
-        event["queryStringParameters"] = query or None
-        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
-        answer = routes.handle(event, LambdaContext("ApiFunction", aws_request_id="r"),
-                               env.client)
+        answer = api_get(env, "/workflows/hist/history", query)
         return {"status": answer["statusCode"], **json.loads(answer["body"])}
 
     ids, pages, query = [], 0, {}
