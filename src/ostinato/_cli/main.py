@@ -172,7 +172,6 @@ def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -
         answer["events"] += page.get("events", [])
         answer["tasks"] += page.get("tasks", [])
         answer["next_token"] = page.get("next_token")
-    answer.pop("next_token", None)
     if as_json:
         _print_json(answer)
         return
