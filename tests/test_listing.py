@@ -129,7 +129,7 @@ def test_a_listed_head_does_not_carry_the_arguments(env):
 def test_history_comes_in_pages_that_add_up_to_the_whole_run(env):
     handle = env.client.start_workflow(core.sequential, 12, id="paged")
     handle.result()
-    whole = env.client.history_batches("paged")
+    whole = env.runtime.store.load_batches(handle.current_run_id())
     pages, after, calls = [], 0, 0
     while True:
         rid, batches, after = env.client.history_page("paged", after=after, max_bytes=600)

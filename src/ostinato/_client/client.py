@@ -266,11 +266,6 @@ class Client:
                 head = dataclasses.replace(head, result=last.state.get("result"))
         return WorkflowDescription.from_head(head)
 
-    def history_batches(self, workflow_id: str, run_id: str | None = None) -> list[h.Batch]:
-        """The batches of the run (the current one by default), for history documents."""
-        rid = self.get_workflow_handle(workflow_id, run_id).current_run_id()
-        return self.store.load_batches(rid)
-
     def history_page(self, workflow_id: str, run_id: str | None = None, after: int = 0,
                      max_bytes: int | None = None,
                      ) -> tuple[str, list[h.Batch], int | None]:

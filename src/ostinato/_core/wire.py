@@ -15,6 +15,7 @@ read them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar
 
 from .records import Record, field
@@ -276,13 +277,14 @@ class Due(Record):
 
 
 # ============================================================ outbox entries
-class Outbox(Record):
+class Outbox(Record, ABC):
     """One thing a batch asks to be done once it is written (at least once)."""
 
     OP: ClassVar[str] = ""
 
+    @abstractmethod
     def encode(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The entry as a stored batch holds it (`decode_outbox` reads it back)."""
 
 
 class SendMessage(Outbox):

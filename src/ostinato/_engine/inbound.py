@@ -15,6 +15,7 @@ from .._core.index import HistoryIndex
 from .._core.replay import EventData
 from .._core.serde import to_failure
 from .deferral import ORPHAN_GRACE, RetryLater
+from .outbox import at
 from .ports import Store
 
 
@@ -115,10 +116,10 @@ class Inbound:
         if not seqs:
             return {}, []
         now = self.clock()
-        checks: list[wire.Outbox] = []
-        for seq in sorted(seqs):
-            first = fresh[0].message
-            key = keys.callback_heartbeat_check(first.run_id, seq, now)
-            check = wire.CallbackHeartbeatCheck(first.workflow_id, first.run_id, key, seq=seq)
-            checks.append(wire.DeliverAt(now + limits[seq], key, wire.Envelope(check)))
+        run = fresh[0].message
+        checks: list[wire.Outbox] = [
+            at(now + limits[seq], wire.CallbackHeartbeatCheck(
+                run.workflow_id, run.run_id,
+                keys.callback_heartbeat_check(run.run_id, seq, now), seq=seq))
+            for seq in sorted(seqs)]
         return {str(seq): now for seq in seqs}, checks
