@@ -292,13 +292,14 @@ class WorkflowInstance:
         if name not in self.update_handlers:
             known = ", ".join(sorted(self.update_handlers)) or "none"
             raise UpdateRejectedError(f"unknown update {name!r} (registered: {known})")
-        validator = self.update_handlers[name][1]
-        if validator is not None:
-            try:
-                validator(*converter.signature(validator).decode_args(
-                    args, f"arguments of update {name!r}"))
-            except Exception as exc:
-                raise UpdateRejectedError(str(exc) or type(exc).__name__) from exc
+        handler, validator = self.update_handlers[name]
+        what = f"arguments of update {name!r}"
+        try:  # arguments the handler cannot take are refused like a validator's no
+            converter.signature(handler).decode_args(args, what)
+            if validator is not None:
+                validator(*converter.signature(validator).decode_args(args, what))
+        except Exception as exc:
+            raise UpdateRejectedError(str(exc) or type(exc).__name__) from exc
 
     def _run_update(self, update_id: str, name: str, args: list[Any]) -> None:
         handler = self.update_handlers[name][0]
