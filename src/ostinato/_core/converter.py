@@ -349,15 +349,21 @@ def signature(fn: Callable[..., Any] | None, skip: int = 0) -> Signature:
     """The hints of `fn`'s parameters (after the first `skip`) and of its return value."""
     if fn is None:
         return _PLAIN
-    try:
-        return _signature(fn, skip)
-    except TypeError:  # unhashable callables are not cached
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:  # a callable object, a builtin: not worth a cache entry
         return _compute_signature(fn, skip)
+    # Keyed by the code object, not the function: handlers are often closures made anew on
+    # every replay, and a cache keyed by them would keep each run's state alive.
+    key = (code, skip, inspect.ismethod(fn))
+    found = _signatures.get(key)
+    if found is None:
+        found = _signatures[key] = _compute_signature(fn, skip)
+        if len(_signatures) > 4096:
+            _signatures.pop(next(iter(_signatures)))
+    return found
 
 
-@functools.lru_cache(maxsize=4096)
-def _signature(fn: Callable[..., Any], skip: int) -> Signature:
-    return _compute_signature(fn, skip)
+_signatures: dict[tuple[Any, int, bool], Signature] = {}
 
 
 def _compute_signature(fn: Callable[..., Any], skip: int) -> Signature:
