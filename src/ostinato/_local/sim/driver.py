@@ -53,14 +53,15 @@ def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome
         for plan in plans:
             handle = client.start_workflow(sim, plan.steps, plan.wid, plan.rounds, id=plan.wid)
             first_runs[plan.wid] = handle.run_id
-        for _ in range(400):
-            if not todo:
-                break
+        horizon = env.clock() + 7 * 86400  # the workload's timers sum to at most 30 hours
+        while todo and env.clock() < horizon:
             plan, action, value = todo.pop(0)
-            if not _act(env, plan, action, value, updates):
-                todo.append((plan, action, value))  # not possible yet: try again later
-            outcome.actions += 1
-            env.sleep(rng.choice([0, 1, 5, 60, 600]))
+            if _act(env, plan, action, value, updates):
+                outcome.actions += 1
+                env.sleep(rng.choice([0, 0, 1, 5, 60]))
+            else:  # not possible yet (no token to complete): try again later
+                todo.append((plan, action, value))
+                env.sleep(rng.choice([60, 600, 3600]))
         env.sleep(3 * 86400)  # every timer, retry and callback timeout falls due
     finally:
         if faults is not None:
