@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from .workload import app
 
     kwargs = {} if opts.backend is None else {"backend": opts.backend}
-    violations = 0
+    violations = runs = actions = 0
     faults: Counter[str] = Counter()
     first_failing: int | None = None
     began = time.perf_counter()
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(opts.seed, opts.seed + opts.schedules):
             injector = FaultInjector.seeded(seed, opts.fault_rate) if opts.fault_rate else None
             outcome = play(env, seed, opts.workflows, injector)
+            runs += outcome.runs
+            actions += outcome.actions
             if injector is not None:
                 faults.update(f"{call.operation} {when}" for call, when in injector.injected)
             if outcome.violations:
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     took = time.perf_counter() - began
     print(f"faults injected: {sum(faults.values())} "
           f"({', '.join(f'{k} {n}' for k, n in faults.most_common(8))})")
-    print(f"{opts.schedules} schedules in {took:.1f} s")
+    print(f"{opts.schedules} schedules in {took:.1f} s: {runs} workflows checked, "
+          f"{actions} outside actions")
     if first_failing is not None:
         print("replay the first failing seed: "
               + schedule_command(first_failing, opts.workflows))

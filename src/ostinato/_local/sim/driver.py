@@ -17,7 +17,10 @@ from ..._core import history as h
 from ..._core import keys, wire
 from ..._core.errors import OstinatoError, QueryRejectedError
 from .invariants import check_closed, check_plan
-from .workload import Plan, draw, signal_values, sim
+from .workload import Plan, draw, expected, signal_values, sim
+
+#: What the recurring schedule's runs do.
+SCHEDULED: list[Any] = [["act", "a0", 1]]
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Outcome:
     plans: list[Plan]
     violations: list[str] = field(default_factory=list)
     actions: int = 0
+    runs: int = 0            # workflows checked: the plans', their children, scheduled runs
 
 
 def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome:
@@ -46,7 +50,13 @@ def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome
         todo += [(plan, "callback", k) for k in plan.callbacks]
         if plan.ending != "complete":
             todo.append((plan, plan.ending, None))
+    schedule = f"sched{seed}" if rng.random() < 0.3 else None
+    if schedule is not None:  # a recurring schedule, deleted at a random moment
+        todo.append((Plan(schedule, []), "unschedule", None))
     rng.shuffle(todo)
+    if schedule is not None:
+        client.create_schedule(schedule, sim, SCHEDULED, schedule, rate="5 minutes",
+                               overlap=rng.choice(["skip", "allow_all"]))
     if faults is not None:
         faults.__enter__()
     try:
@@ -74,6 +84,17 @@ def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome
                 if s[0] == "child" for r in range(p.rounds + 1)]
     started = [wid for wid in children if client.store.get_head(wid) is not None]
     outcome.violations += check_closed(client.store, started)
+    outcome.runs = len(plans) + len(started)
+    if schedule is not None:
+        fired = [d.workflow_id for d in client.list_workflows(workflow_type="sim")
+                 if d.workflow_id.startswith(f"{schedule}-")]
+        outcome.violations += check_closed(client.store, fired)
+        outcome.runs += len(fired)
+        for wid in fired:
+            head = client.store.get_head(wid)
+            if head is not None and head.status == "COMPLETED" and head.result != expected(
+                    SCHEDULED, schedule):
+                outcome.violations.append(f"{wid}: result {head.result!r}")
     return outcome
 
 
@@ -82,6 +103,9 @@ def _act(env: Any, plan: Plan, action: str, value: Any,
     """Do one outside action; False when it cannot be done yet (retry it later)."""
     client = env.client
     handle = client.get_workflow_handle(plan.wid)
+    if action == "unschedule":
+        client.delete_schedule(plan.wid)
+        return True
     head = client.store.get_head(plan.wid)
     if head is not None and head.status != h.Status.RUNNING:
         return True  # closed already (cancelled, terminated): nothing left to do to it
