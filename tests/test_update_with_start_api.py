@@ -88,6 +88,13 @@ def test_malformed_requests_are_400_and_write_nothing(env, body, words):
     assert_nothing_written(env, heads)
 
 
+@pytest.mark.parametrize("wid", ["a b", "caf\u00e9", "x" * 129])
+def test_an_id_no_workflow_can_have_is_400_and_writes_nothing(env, wid):
+    heads = head_count(env)
+    assert_error(uws(wid, update_args=["x"]), 400, "invalid_request", "workflow_id")
+    assert_nothing_written(env, heads)
+
+
 def test_unknown_type_is_404_and_too_large_is_413_before_anything_is_written(env):
     heads = head_count(env)
     assert_error(call("POST", ROUTE.format("uws-x"), {"workflow_type": "nope", "update": "add"}),

@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel
 
 from .._client import schedules as _schedules
-from .._client.client import RUN_ID, Client
+from .._client.client import RUN_ID, WORKFLOW_ID, Client
 from .._client.schedules import (
     SCHEDULE_NAME,
     InvalidScheduleError,
@@ -392,6 +392,9 @@ def update_with_start(workflow_id: WorkflowId, body: Annotated[UpdateWithStartRe
     fail, 413); a rejected (400), failed (422) or unfinished (504) update leaves the
     workflow started, as in Temporal."""
     logger.append_keys(workflow_id=workflow_id)
+    if not WORKFLOW_ID.fullmatch(workflow_id):  # it would name the new run: refuse it
+        raise RequestValidationError([{"type": "value_error", "loc": ("path", "workflow_id"),
+                                       "msg": f"not a workflow id ({WORKFLOW_ID_PATTERN})"}])
     client = _client()
 
     def run() -> tuple[Any, Any]:
