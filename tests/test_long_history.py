@@ -53,8 +53,22 @@ async def counted(ctx: ostinato.WorkflowContext) -> list:
     await ctx.execute_local_activity(entry, 1)
     seen.append(ctx.info.history_length)
     info = ctx.info
-    seen.append([info.history_size > 0, info.is_continue_as_new_suggested()])
+    seen.append([info.history_size, info.is_continue_as_new_suggested()])
     return seen
+
+
+def blob() -> str:
+    return "x" * 100_000
+
+
+@workflow
+async def blobs(ctx: ostinato.WorkflowContext, runs: int) -> dict:
+    """The pattern the suggestion is for: work until it says so, then continue as new."""
+    while not ctx.info.is_continue_as_new_suggested():
+        await ctx.execute_local_activity(blob)
+    if runs > 1:
+        ctx.continue_as_new(runs - 1)
+    return {"length": ctx.info.history_length, "size": ctx.info.history_size}
 
 
 @workflow
@@ -63,7 +77,7 @@ async def fan_locals(ctx: ostinato.WorkflowContext, n: int) -> list:
                                        for i in range(n))))
 
 
-app = ostinato.App(workflows=[ledger, counted, fan_locals])
+app = ostinato.App(workflows=[ledger, counted, fan_locals, blobs])
 
 
 def test_history_length_counts_what_replay_has_seen(make_env):
@@ -73,10 +87,22 @@ def test_history_length_counts_what_replay_has_seen(make_env):
     handle.signal("go")
     result = handle.result()
     # 1 started | 2 signaled | 3 timer started, 4 fired | 5 marker
-    assert result == [1, 2, 4, 5, [True, False]]
-    events = handle.history()
-    assert [e.event_type for e in events][:5] == [
+    events = [e for b in env.runtime.store.load_batches(handle.run_id) for e in b.events]
+    assert [etype for etype, _ in events][:5] == [
         h.STARTED, h.SIGNALED, h.TIMER_STARTED, h.TIMER_FIRED, h.MARKER_RECORDED]
+    size = sum(len(json.dumps(e, separators=(",", ":")).encode()) for e in events[:5])
+    assert result == [1, 2, 4, 5, [size, False]]  # bytes of those events' JSON
+
+
+def test_continue_as_new_is_suggested_at_4_mib_of_history_too(make_env):
+    env = make_env(app)
+    handle = env.client.start_workflow(blobs, 2, id="blobs")
+    result = handle.result()
+    marker = result["size"] // (result["length"] - 1)  # started is small
+    assert result["length"] < SUGGEST_CONTINUE_AS_NEW_EVENTS
+    assert SUGGEST_CONTINUE_AS_NEW_BYTES <= result["size"] < SUGGEST_CONTINUE_AS_NEW_BYTES + marker
+    described = handle.describe()
+    assert described.status == "COMPLETED" and described.run_id != handle.run_id  # 2nd run
 
 
 def test_local_activities_past_the_task_budget_continue_in_the_next_task(make_env,
