@@ -14,6 +14,7 @@ from ostinato._core import history as h
 from ostinato._core.meter import SUGGEST_CONTINUE_AS_NEW_BYTES, SUGGEST_CONTINUE_AS_NEW_EVENTS
 from ostinato._core.replay import check_document
 from ostinato._engine import activities
+from ostinato._engine.cache import HistoryCache
 from tests.conftest import assert_history_sound
 from tests.test_api import call
 
@@ -158,3 +159,22 @@ def test_a_run_of_50000_events(make_env):
     assert doc["events"][-1]["event_type"] == h.COMPLETED
     check_document(app, doc)  # the pages replay against the code
     assert call("GET", "/workflows/long")[1]["status"] == "COMPLETED"
+
+
+def test_the_decider_cache_is_bounded_by_events_not_only_runs():
+    def run(events: int) -> list[h.Batch]:
+        return [h.Batch(1, 1, 0.0, True, [(h.SIGNALED, {"name": "s"})] * events)]
+
+    cache = HistoryCache(max_runs=10, max_events=1_000)
+    cache.keep("a", run(400))
+    cache.keep("b", run(400))
+    cache.keep("a", run(500))  # a is the most recent now: b goes first
+    cache.keep("c", run(200))
+    assert (cache.cached_events, list(cache._runs)) == (700, ["a", "c"])
+    cache.keep("huge", run(5_000))  # the run being decided stays, alone
+    assert (cache.cached_events, list(cache._runs)) == (5_000, ["huge"])
+    cache.forget("huge")
+    assert cache.cached_events == 0
+    nothing = HistoryCache(max_runs=0)  # what the cold-read benchmark uses
+    nothing.keep("a", run(1))
+    assert nothing.cached_events == 0
