@@ -37,6 +37,7 @@ from .._client.schedules import (
     ScheduleAlreadyExistsError,
     ScheduleNotFoundError,
 )
+from .._core import converter
 from .._core.errors import (
     ActivityError,
     ApplicationError,
@@ -338,11 +339,7 @@ def query_workflow(workflow_id: WorkflowId, name: HandlerName,
                    ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
     result = _client().get_workflow_handle(workflow_id).query(name, *(body.args if body else []))
-    try:
-        dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise QueryRejectedError(f"query {name!r} returned a non-JSON value: {exc}") from None
-    return _json(200, {"result": result})
+    return _json(200, {"result": converter.encode(result, f"result of query {name!r}")})
 
 
 @app.post("/workflows/<workflow_id>/cancel", summary="Request cancellation",
@@ -377,7 +374,7 @@ def update_workflow(workflow_id: WorkflowId, name: HandlerName,
     handle = _client().get_workflow_handle(workflow_id)
     result = _updated(workflow_id, name, lambda: handle.update(
         name, *(body.args if body else []), timeout=UPDATE_TIMEOUT))
-    return _json(200, {"result": result})
+    return _json(200, {"result": converter.encode(result, f"result of update {name!r}")})
 
 
 @app.post("/workflows/<workflow_id>/update-with-start",
@@ -407,7 +404,8 @@ def update_with_start(workflow_id: WorkflowId, body: Annotated[UpdateWithStartRe
             raise UpdateRejectedError(f"{exc} (workflow {workflow_id!r} is started)") from exc
 
     handle, result = _updated(workflow_id, body.update, run)
-    return _json(200, {"workflow_id": handle.id, "run_id": handle.run_id, "result": result})
+    return _json(200, {"workflow_id": handle.id, "run_id": handle.run_id,
+                       "result": converter.encode(result, f"result of update {body.update!r}")})
 
 
 def _updated(workflow_id: str, name: str, run: Callable[[], Any]) -> Any:
