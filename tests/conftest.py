@@ -39,7 +39,7 @@ def assert_history_sound(events: list) -> None:
         if e.event_type == "ActivityTaskScheduled":
             kinds["sched", seq] += 1
         elif e.event_type in ("ActivityTaskCompleted", "ActivityTaskFailed",
-                              "ActivityTaskTimedOut"):
+                              "ActivityTaskTimedOut", "ActivityTaskCanceled"):
             kinds["done", seq] += 1
         elif e.event_type == "TimerStarted":
             kinds["timer", seq] += 1

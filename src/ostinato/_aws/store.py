@@ -14,7 +14,9 @@ Layout (one table, keys `pk`/`sk`):
 - `R#<run_id>` / `B#<n>`: batch n of the run's history (events, outbox, consumed message
   keys, projection). Batches are put with `attribute_not_exists`: the key is the expected
   sequence number, so of two racing appenders exactly one wins (`AppendConflict`).
-- `R#<run_id>` / `H#<seq>`: last heartbeat details of activity `seq`.
+- `R#<run_id>` / `H#<seq>`: last heartbeat details of activity `seq`, and its cancel flag
+  (set by the decider's outbox once the cancel request is in history; each heartbeat write
+  reads it back in the same request).
 
 Every write is conditional; a failed condition becomes a typed error here and nowhere else.
 """
@@ -150,8 +152,9 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
-        attempt = NumberAttribute()
-        details = UnicodeAttribute()
+        attempt = NumberAttribute(null=True)  # absent while only the cancel flag is set
+        details = UnicodeAttribute(null=True)
+        cancel_requested = BooleanAttribute(null=True)
 
     class OutcomeItem(Model):  # callback claims (C#<seq>) and update outcomes (U#<id>)
         Meta = meta  # type: ignore[assignment]
@@ -513,22 +516,41 @@ class Store:
         return loads(item.outcome)
 
     # -- heartbeats ---------------------------------------------------------------------
-    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:
-        """Record details unless a later attempt already did (a stale attempt loses quietly)."""
+    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
+        """Record details unless a later attempt already did (a stale attempt loses quietly);
+        True when cancellation was requested (the same UpdateItem returns the flag)."""
         HB = self._heartbeat
-        item = HB(f"R#{run_id}", f"H#{seq}", attempt=attempt, details=dumps(details))
+        item = HB(f"R#{run_id}", f"H#{seq}")
         try:
-            item.save(condition=HB.pk.does_not_exist() | (HB.attempt <= attempt))
-        except PutError as exc:
+            item.update(actions=[HB.attempt.set(attempt), HB.details.set(dumps(details))],
+                        condition=HB.attempt.does_not_exist() | (HB.attempt <= attempt))
+        except UpdateError as exc:
             if not _conditional_failed(exc):
                 raise
+            return False
+        return bool(item.cancel_requested)
 
     def load_heartbeat(self, run_id: str, seq: int) -> Any:
+        return self.heartbeat_state(run_id, seq)[0]
+
+    def heartbeat_state(self, run_id: str, seq: int) -> tuple[Any, bool]:
+        """The last details (None if none) and the cancel flag, in one read."""
         try:
             item = self._heartbeat.get(f"R#{run_id}", f"H#{seq}", consistent_read=True)
         except self._heartbeat.DoesNotExist:
-            return None
-        return loads(item.details)
+            return None, False
+        details = None if item.details is None else loads(item.details)
+        return details, bool(item.cancel_requested)
+
+    def request_activity_cancel(self, run_id: str, seq: int) -> None:
+        """Set the cancel flag once (a repeated request changes nothing)."""
+        HB = self._heartbeat
+        try:
+            HB(f"R#{run_id}", f"H#{seq}").update(actions=[HB.cancel_requested.set(True)],
+                                                 condition=HB.cancel_requested.does_not_exist())
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
 
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .definitions import ActivityOptions, activity_definition, seconds, type_name
+from .history import CANCELLATION_TYPES
 from .serde import MAX_STATUS_BYTES, check_payload
 
 if TYPE_CHECKING:
@@ -60,14 +61,26 @@ class WorkflowContext:
         self._instance = instance
 
     # -- activities ---------------------------------------------------------------------
-    async def execute_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
+    async def execute_activity(self, activity: Any, *args: Any,
+                               cancellation_type: str = "try_cancel", **options: Any) -> Any:
         """Run an activity on its task queue; await the result.
 
         Per-call `options` (task_queue, start_to_close_timeout, schedule_to_close_timeout,
         heartbeat_timeout, retry) override the decorator's. Raises `ActivityError` once
         retries are exhausted.
+
+        Cancelling the await (its task, or the workflow) cancels the activity, by
+        `cancellation_type`: "try_cancel" (default) asks the running attempt to stop (its
+        next heartbeat raises `ActivityCancelledError`) and raises `CancelledError` here at
+        once; "wait_cancellation_completed" asks the same and raises `CancelledError` only
+        once the activity reports it stopped (or returns the result, or raises the
+        `ActivityError`, if it finishes anyway); "abandon" asks nothing and raises at once.
         """
-        return await self._schedule(activity, args, options, local=False)
+        if cancellation_type not in CANCELLATION_TYPES:
+            raise ValueError(f"cancellation_type must be one of {CANCELLATION_TYPES}, "
+                             f"not {cancellation_type!r}")
+        return await self._schedule(activity, args, options, local=False,
+                                    cancellation_type=cancellation_type)
 
     async def execute_local_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
         """Run a short activity inline in the decider; its outcome is recorded in history.
@@ -79,7 +92,7 @@ class WorkflowContext:
         return await self._schedule(activity, args, options, local=True)
 
     def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
-                  local: bool) -> asyncio.Future[Any]:
+                  local: bool, cancellation_type: str = "try_cancel") -> asyncio.Future[Any]:
         if isinstance(activity, str):
             registered = self._instance.activities.get(activity)
             base = registered.options if registered is not None else ActivityOptions()
@@ -98,7 +111,8 @@ class WorkflowContext:
             options = definition.options.merged(overrides)
             name = type_name(activity, "activity")
         check_payload(f"arguments of activity {name!r}", list(args))  # raises here, in the code
-        return self._instance.schedule_activity(name, list(args), options.to_dict(), local)
+        return self._instance.schedule_activity(name, list(args), options.to_dict(), local,
+                                                cancellation_type=cancellation_type)
 
     # -- time ---------------------------------------------------------------------------
     async def sleep(self, duration: float | timedelta) -> None:
