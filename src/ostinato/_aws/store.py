@@ -46,6 +46,7 @@ from .._core import history as h
 from .._core.errors import InvalidPageTokenError
 from .._core.serde import dumps, loads
 from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
+from .heartbeats import HeartbeatItems
 
 #: Index shards per status, per type and overall (DESIGN: no partition per status value).
 LIST_SHARDS = 8
@@ -257,7 +258,7 @@ def _to_schedule(item: Any) -> ScheduleRecord:
         last_wid=item.last_wid, fired=int(item.fired or 0), skipped=int(item.skipped or 0))
 
 
-class Store:
+class Store(HeartbeatItems):
     """The DynamoDB adapter (see the module docstring)."""
 
     def __init__(self, table_name: str, region: str = "us-east-1") -> None:
@@ -514,43 +515,6 @@ class Store:
         except self._claim.DoesNotExist:
             return None
         return loads(item.outcome)
-
-    # -- heartbeats ---------------------------------------------------------------------
-    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
-        """Record details unless a later attempt already did (a stale attempt loses quietly);
-        True when cancellation was requested (the same UpdateItem returns the flag)."""
-        HB = self._heartbeat
-        item = HB(f"R#{run_id}", f"H#{seq}")
-        try:
-            item.update(actions=[HB.attempt.set(attempt), HB.details.set(dumps(details))],
-                        condition=HB.attempt.does_not_exist() | (HB.attempt <= attempt))
-        except UpdateError as exc:
-            if not _conditional_failed(exc):
-                raise
-            return False
-        return bool(item.cancel_requested)
-
-    def load_heartbeat(self, run_id: str, seq: int) -> Any:
-        return self.heartbeat_state(run_id, seq)[0]
-
-    def heartbeat_state(self, run_id: str, seq: int) -> tuple[Any, bool]:
-        """The last details (None if none) and the cancel flag, in one read."""
-        try:
-            item = self._heartbeat.get(f"R#{run_id}", f"H#{seq}", consistent_read=True)
-        except self._heartbeat.DoesNotExist:
-            return None, False
-        details = None if item.details is None else loads(item.details)
-        return details, bool(item.cancel_requested)
-
-    def request_activity_cancel(self, run_id: str, seq: int) -> None:
-        """Set the cancel flag once (a repeated request changes nothing)."""
-        HB = self._heartbeat
-        try:
-            HB(f"R#{run_id}", f"H#{seq}").update(actions=[HB.cancel_requested.set(True)],
-                                                 condition=HB.cancel_requested.does_not_exist())
-        except UpdateError as exc:
-            if not _conditional_failed(exc):
-                raise
 
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:
