@@ -59,6 +59,23 @@ def beater(mode: str) -> str:
 
 
 @ostinato.activity
+async def async_beater() -> str:
+    """An async activity: heartbeat() raises in the coroutine the same way."""
+    ctx = ostinato.activity_context()
+    i = -1
+    try:
+        for i in range(BEATS):
+            ctx.heartbeat(i)
+            await asyncio.sleep(0)
+            if hooks:
+                hooks.pop(0)(ctx)
+    except ActivityCancelledError:
+        seen.append(("async_beater", ctx.info.attempt, i, ctx.is_cancelled, "cancelled"))
+        raise
+    return "finished"
+
+
+@ostinato.activity
 def quiet() -> str:
     """Never heartbeats: it cannot learn of a cancellation."""
     ctx = ostinato.activity_context()
@@ -140,7 +157,7 @@ async def cancels_at_once(ctx: ostinato.WorkflowContext) -> Any:
 
 app = ostinato.App(workflows=[cancels_its_activity, awaits_its_activity, cancels_after,
                               cancels_at_once],
-                   activities=[beater, quiet, fails_first])
+                   activities=[beater, async_beater, quiet, fails_first])
 
 
 @pytest.fixture
@@ -171,6 +188,7 @@ def events(handle: Any, event_type: str) -> list[Any]:
 
 def start(env: WorkflowEnvironment, wid: str, cancellation_type: str, mode: str = "raise",
           activity: str = "beater", **options: Any) -> Any:
+    """Start `cancels_its_activity` on `activity` (only "beater" takes the mode)."""
     args = [mode] if activity == "beater" else []
     return env.client.start_workflow(cancels_its_activity, activity, args, cancellation_type,
                                      options, id=wid)
@@ -392,6 +410,14 @@ def test_an_attempt_in_a_helper_thread_learns_the_same_way(env):
     assert "ActivityTaskCanceled" in types(handle)
 
 
+def test_an_async_activity_learns_the_same_way(env):
+    handle = start(env, "async", "wait_cancellation_completed", activity="async_beater")
+    hooks.append(stop(handle, env))
+    assert finish(handle, env) == {"cancelled": True}
+    assert seen == [("async_beater", 1, 1, True, "cancelled")]
+    assert "ActivityTaskCanceled" in types(handle)
+
+
 # -- crashes and redelivery --------------------------------------------------------------------
 def test_a_crash_between_the_append_and_the_flag_write_is_repaired(env):
     def flag_write(call: Call) -> str | None:
@@ -425,7 +451,36 @@ def test_a_crash_between_the_append_and_the_flag_write_is_repaired(env):
     assert kinds.count("ActivityTaskCanceled") == 1
 
 
-def test_a_redelivered_cancellation_report_adds_nothing(env):
+def test_a_redelivered_activity_task_after_its_cancellation_runs_nothing(env):
+    poller = next(p for p in env.pollers
+                  if p.mapping.handler.startswith("functions.activity_task"))
+    activity_queue = poller.mapping.queue_url
+
+    def keep_the_message(call: Call) -> str | None:  # Lambda's delete after success is lost
+        if call.operation == "DeleteMessageBatch" and \
+                call.params.get("QueueUrl") == activity_queue and not injector.injected:
+            return "before"
+        return None
+
+    injector = FaultInjector(keep_the_message, handlers_only=False)
+    handle = start(env, "redelivered", "try_cancel")
+    hooks.append(stop(handle, env))
+    with injector:
+        env.drain()
+    assert len(injector.injected) == 1
+    env.sleep(timedelta(seconds=1801))  # the activity queue's visibility timeout: it is back
+    env.sleep(timedelta(seconds=10))  # and the retry that its receive count asked for
+    assert finish(handle, env) == {"cancelled": True}
+    # attempt 1, its redelivery (a dead worker to the worker: retried as attempt 2), and
+    # attempt 2, which found the flag and ran nothing
+    assert poller.invocations == 3
+    assert seen == [("beater", 1, 1, True, "cancelled")]
+    history = handle.history()
+    assert_history_sound(history)
+    assert [e.event_type for e in history].count("ActivityTaskCanceled") == 1
+
+
+def test_a_second_cancellation_report_adds_nothing(env):
     handle = start(env, "dup", "wait_cancellation_completed")
     hooks.append(stop(handle, env))
     env.drain()
