@@ -17,6 +17,7 @@ EXPECTED_PUBLIC_NAMES = {
     "ActivityCancelledError", "ActivityContext", "ActivityError", "ActivityInfo", "App",
     "ApplicationError",
     "CallbackClosedError", "CallbackError", "CallbackNotFoundError", "ChildWorkflowError",
+    "DataConversionError",
     "Client", "Event", "EventTrigger", "InvalidScheduleError", "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError", "NonDeterminismError", "OstinatoError",
     "PayloadTooLargeError", "QueryRejectedError", "RetryPolicy", "UnknownTypeError",

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import converter
 from .errors import ActivityCancelledError
+from .serde import encode_payload
 
 #: Seconds between two heartbeat writes of one attempt, by default (Temporal throttles too):
 #: a heartbeat inside the window only updates the details the next write will carry.
@@ -72,7 +74,7 @@ class ActivityContext:
                 raise TimeoutError(f"attempt {self.info.attempt} of activity "
                                    f"{self.info.activity_type!r} was abandoned: {self._abandoned}")
             self.last_beat = time.monotonic()
-            self._unsaved = (details,)
+            self._unsaved = (encode_payload("heartbeat details", details),)
             if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
                 self.flush()
             if self._cancelled:
@@ -91,6 +93,13 @@ class ActivityContext:
                 if self._save(pending[0]):
                     self._cancelled = True
                 self._last_saved = time.monotonic()
+
+    def heartbeat_details_as(self, type: Any) -> Any:
+        """The previous attempt's heartbeat details decoded as `type` (a dataclass, a pydantic
+        model, `list[Item]`, ...); None when it left none. `heartbeat_details` is plain JSON."""
+        if self.heartbeat_details is None:
+            return None
+        return converter.decode(self.heartbeat_details, type, "heartbeat details")
 
     def _abandon(self, reason: str) -> None:
         """The worker gives up on this attempt: save the details it last reported, then save
