@@ -343,6 +343,21 @@ def test_cancelling_the_workflow_waits_for_its_activity_wait_cancellation_comple
     assert_history_sound(handle.history())
 
 
+def test_a_terminated_workflows_running_activity_learns_at_its_next_heartbeat(env):
+    handle = start(env, "terminated", "try_cancel")
+
+    def terminate(ctx: ostinato.ActivityContext) -> None:
+        handle.terminate(reason="enough")
+        decide(env)
+
+    hooks.append(terminate)
+    env.drain()
+    assert handle.describe().status == "TERMINATED"
+    assert seen == [("beater", 1, 1, True, "cancelled")]  # told, though no code ran
+    assert types(handle)[-1] == "WorkflowExecutionTerminated"  # its report found it closed
+    assert not env.handler_errors
+
+
 # -- what cannot hear, what waits, what is throttled -------------------------------------------
 def test_an_activity_that_never_heartbeats_finishes_and_its_late_result_is_ignored(env):
     handle = start(env, "quiet", "try_cancel", activity="quiet")

@@ -89,8 +89,9 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
                 child["workflow_id"], child["run_id"], keys.parent_cancel(child["run_id"]),
                 reason="parent stopped waiting")))
     if decision.status != h.RUNNING:
-        outbox += closing_outbox(rid, index, decision.status, decision.result,
-                                 decision.failure)
+        outbox += [entry for entry in closing_outbox(rid, index, decision.status,
+                                                     decision.result, decision.failure)
+                   if entry not in outbox]  # an activity cancelled in this decision: once
     for uid, reason in decision.rejected_updates.items():
         outbox.append(wire.reject_update(rid, uid, reason))
     for seq, retry in decision.local_retries.items():
@@ -101,8 +102,11 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
 
 def closing_outbox(rid: str, index: HistoryIndex, status: str, result: Any = None,
                    failure: dict[str, Any] | None = None) -> list[wire.Outbox]:
-    """A run closed: tell its parent, refuse open updates, apply the close policy to children."""
-    outbox: list[wire.Outbox] = []
+    """A run closed: tell its parent, refuse open updates, apply the close policy to children,
+    and raise the cancel flag of activities still open (their heartbeats then raise, as
+    Temporal's fail for a closed workflow; a report that follows finds the run closed)."""
+    outbox: list[wire.Outbox] = [wire.CancelActivity(rid, seq)
+                                 for seq in sorted(index.activities)]
     started = index.started
     parent = started.get("parent")
     if parent and status != h.Status.CONTINUED_AS_NEW:  # the last run of a chain reports
