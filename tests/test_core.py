@@ -14,7 +14,8 @@ from ostinato._core import history as h
 from ostinato._core.replay import LocalOutcome, Replayer, check_document, info_from_started
 
 EXPECTED_PUBLIC_NAMES = {
-    "ActivityContext", "ActivityError", "ActivityInfo", "App", "ApplicationError",
+    "ActivityCancelledError", "ActivityContext", "ActivityError", "ActivityInfo", "App",
+    "ApplicationError",
     "CallbackClosedError", "CallbackError", "CallbackNotFoundError", "ChildWorkflowError",
     "DataConversionError",
     "Client", "Event", "EventTrigger", "InvalidScheduleError", "ScheduleAlreadyExistsError",

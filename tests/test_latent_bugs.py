@@ -288,12 +288,13 @@ def test_the_next_attempt_gets_the_details_of_the_abandoned_one_and_keeps_its_ow
     env = make_env(ostinato.App(workflows=[runs_stubborn], activities=[stubborn]))
     store = env.runtime.store
     load = store.load_heartbeat
+    state = store.heartbeat_state
 
     def load_once_the_first_attempt_is_done(run_id: str, seq: int) -> Any:
         assert _zombie_done.wait(10), "the first attempt never ended"
-        return load(run_id, seq)
+        return state(run_id, seq)
 
-    monkeypatch.setattr(store, "load_heartbeat", load_once_the_first_attempt_is_done)
+    monkeypatch.setattr(store, "heartbeat_state", load_once_the_first_attempt_is_done)
     handle = env.client.start_workflow(runs_stubborn, id="stubborn")
     # the second attempt started from what the first had reported when it was abandoned...
     assert handle.result() == _zombie["last_reported"]

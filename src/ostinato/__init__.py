@@ -9,6 +9,7 @@ from ._core.activity import ActivityContext, ActivityInfo, activity_context
 from ._core.context import WorkflowContext
 from ._core.definitions import App, RetryPolicy, activity, workflow
 from ._core.errors import (
+    ActivityCancelledError,
     ActivityError,
     ApplicationError,
     CallbackClosedError,
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ostinato' has no attribute {name!r}")
 
 __all__ = [
+    "ActivityCancelledError",
     "ActivityContext",
     "ActivityError",
     "ActivityInfo",

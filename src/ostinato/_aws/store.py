@@ -14,7 +14,9 @@ Layout (one table, keys `pk`/`sk`):
 - `R#<run_id>` / `B#<n>`: batch n of the run's history (events, outbox, consumed message
   keys, projection). Batches are put with `attribute_not_exists`: the key is the expected
   sequence number, so of two racing appenders exactly one wins (`AppendConflict`).
-- `R#<run_id>` / `H#<seq>`: last heartbeat details of activity `seq`.
+- `R#<run_id>` / `H#<seq>`: last heartbeat details of activity `seq`, and its cancel flag
+  (set by the decider's outbox once the cancel request is in history; each heartbeat write
+  reads it back in the same request).
 
 Every write is conditional; a failed condition becomes a typed error here and nowhere else.
 """
@@ -44,6 +46,7 @@ from .._core import history as h
 from .._core.errors import InvalidPageTokenError
 from .._core.serde import dumps, loads
 from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
+from .heartbeats import HeartbeatItems
 
 #: Index shards per status, per type and overall (DESIGN: no partition per status value).
 LIST_SHARDS = 8
@@ -150,8 +153,9 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
         Meta = meta  # type: ignore[assignment]
         pk = UnicodeAttribute(hash_key=True)
         sk = UnicodeAttribute(range_key=True)
-        attempt = NumberAttribute()
-        details = UnicodeAttribute()
+        attempt = NumberAttribute(null=True)  # absent while only the cancel flag is set
+        details = UnicodeAttribute(null=True)
+        cancel_requested = BooleanAttribute(null=True)
 
     class OutcomeItem(Model):  # callback claims (C#<seq>) and update outcomes (U#<id>)
         Meta = meta  # type: ignore[assignment]
@@ -254,7 +258,7 @@ def _to_schedule(item: Any) -> ScheduleRecord:
         last_wid=item.last_wid, fired=int(item.fired or 0), skipped=int(item.skipped or 0))
 
 
-class Store:
+class Store(HeartbeatItems):
     """The DynamoDB adapter (see the module docstring)."""
 
     def __init__(self, table_name: str, region: str = "us-east-1") -> None:
@@ -511,24 +515,6 @@ class Store:
         except self._claim.DoesNotExist:
             return None
         return loads(item.outcome)
-
-    # -- heartbeats ---------------------------------------------------------------------
-    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:
-        """Record details unless a later attempt already did (a stale attempt loses quietly)."""
-        HB = self._heartbeat
-        item = HB(f"R#{run_id}", f"H#{seq}", attempt=attempt, details=dumps(details))
-        try:
-            item.save(condition=HB.pk.does_not_exist() | (HB.attempt <= attempt))
-        except PutError as exc:
-            if not _conditional_failed(exc):
-                raise
-
-    def load_heartbeat(self, run_id: str, seq: int) -> Any:
-        try:
-            item = self._heartbeat.get(f"R#{run_id}", f"H#{seq}", consistent_read=True)
-        except self._heartbeat.DoesNotExist:
-            return None
-        return loads(item.details)
 
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:

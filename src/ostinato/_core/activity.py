@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import converter
+from .errors import ActivityCancelledError
 from .serde import encode_payload
+
+#: Seconds between two heartbeat writes of one attempt, by default (Temporal throttles too):
+#: a heartbeat inside the window only updates the details the next write will carry.
+HEARTBEAT_THROTTLE = 2.0
 
 _current: contextvars.ContextVar[ActivityContext] = contextvars.ContextVar("ostinato_activity")
 
@@ -36,7 +41,8 @@ class ActivityContext:
     """What `ostinato.activity_context()` returns inside an activity."""
 
     def __init__(self, info: ActivityInfo, heartbeat_details: Any,
-                 save: Callable[[Any], None] | None = None, throttle: float = 2.0) -> None:
+                 save: Callable[[Any], bool | None] | None = None,
+                 throttle: float = HEARTBEAT_THROTTLE) -> None:
         self.info = info
         self.heartbeat_details = heartbeat_details
         self._save = save
@@ -45,13 +51,23 @@ class ActivityContext:
         self._unsaved: tuple[Any] | None = None
         self._flush_lock = threading.RLock()  # the worker flushes too when an attempt ends
         self._abandoned: str | None = None
+        self._cancelled = False
         self.last_beat = time.monotonic()
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once a heartbeat write learned that the workflow requested cancellation."""
+        return self._cancelled
 
     def heartbeat(self, details: Any = None) -> None:
         """Report liveness (resets the heartbeat timeout) and progress for the next attempt.
 
-        Raises `TimeoutError` once the worker has abandoned this attempt for overrunning a
-        timeout: its thread may still be running, but its details are the next attempt's now.
+        Writes are throttled (one per `HEARTBEAT_THROTTLE` seconds; the latest details win);
+        each write also reads the activity's cancel flag. Raises `ActivityCancelledError`
+        once one has seen it (this heartbeat's write or an earlier one), and on every
+        heartbeat after that. Raises `TimeoutError` once the worker has abandoned this
+        attempt for overrunning a timeout: its thread may still be running, but its details
+        are the next attempt's now.
         """
         with self._flush_lock:
             if self._abandoned is not None:
@@ -61,15 +77,21 @@ class ActivityContext:
             self._unsaved = (encode_payload("heartbeat details", details),)
             if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
                 self.flush()
+            if self._cancelled:
+                raise ActivityCancelledError(
+                    f"activity {self.info.activity_type!r} (seq {self.info.activity_id}) was "
+                    "cancelled by its workflow")
 
     def flush(self) -> None:
-        """Save the latest unsaved details (at most one save in flight at a time)."""
+        """Save the latest unsaved details (at most one save in flight at a time), and note
+        the cancel flag the save read back."""
         with self._flush_lock:
             if self._abandoned is not None:
                 return
             pending, self._unsaved = self._unsaved, None
             if self._save is not None and pending is not None:
-                self._save(pending[0])
+                if self._save(pending[0]):
+                    self._cancelled = True
                 self._last_saved = time.monotonic()
 
     def heartbeat_details_as(self, type: Any) -> Any:

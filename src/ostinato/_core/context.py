@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import converter
 from .definitions import ActivityOptions, activity_definition, seconds, type_name
+from .history import CANCELLATION_TYPES
 from .serde import MAX_STATUS_BYTES, encode_payload
 
 if TYPE_CHECKING:
@@ -61,14 +62,26 @@ class WorkflowContext:
         self._instance = instance
 
     # -- activities ---------------------------------------------------------------------
-    async def execute_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
+    async def execute_activity(self, activity: Any, *args: Any,
+                               cancellation_type: str = "try_cancel", **options: Any) -> Any:
         """Run an activity on its task queue; await the result.
 
         Per-call `options` (task_queue, start_to_close_timeout, schedule_to_close_timeout,
         heartbeat_timeout, retry) override the decorator's. Raises `ActivityError` once
         retries are exhausted. The result is decoded by the activity's return annotation.
+
+        Cancelling the await (its task, or the workflow) cancels the activity, by
+        `cancellation_type`: "try_cancel" (default) asks the running attempt to stop (its
+        next heartbeat raises `ActivityCancelledError`) and raises `CancelledError` here at
+        once; "wait_cancellation_completed" asks the same and raises `CancelledError` only
+        once the activity reports it stopped (or returns the result, or raises the
+        `ActivityError`, if it finishes anyway); "abandon" asks nothing and raises at once.
         """
-        future, returns = self._schedule(activity, args, options, local=False)
+        if cancellation_type not in CANCELLATION_TYPES:
+            raise ValueError(f"cancellation_type must be one of {CANCELLATION_TYPES}, "
+                             f"not {cancellation_type!r}")
+        future, returns = self._schedule(activity, args, options, local=False,
+                                         cancellation_type=cancellation_type)
         return converter.decode(await future, returns, "result of activity")
 
     async def execute_local_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
@@ -82,7 +95,8 @@ class WorkflowContext:
         return converter.decode(await future, returns, "result of local activity")
 
     def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
-                  local: bool) -> tuple[asyncio.Future[Any], Any]:
+                  local: bool, cancellation_type: str = "try_cancel",
+                  ) -> tuple[asyncio.Future[Any], Any]:
         """The activity's future and the hint its result is decoded by."""
         if isinstance(activity, str):
             registered = self._instance.activities.get(activity)
@@ -106,7 +120,8 @@ class WorkflowContext:
             fn = definition.fn
         # encoded here, so a value that cannot travel raises in the workflow's code
         tree = encode_payload(f"arguments of activity {name!r}", list(args))
-        return (self._instance.schedule_activity(name, tree, options.to_dict(), local),
+        return (self._instance.schedule_activity(name, tree, options.to_dict(), local,
+                                                 cancellation_type=cancellation_type),
                 converter.signature(fn).returns)
 
     # -- time ---------------------------------------------------------------------------

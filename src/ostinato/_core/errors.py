@@ -68,6 +68,14 @@ class ActivityError(_CausedError):
         self.attempt = attempt
 
 
+class ActivityCancelledError(OstinatoError):
+    """Raised by `heartbeat()` inside an activity whose cancellation the workflow requested.
+
+    Let it escape to report the attempt cancelled (`ActivityTaskCanceled`); an activity that
+    catches it and returns or raises anyway reports that outcome instead, never retried.
+    """
+
+
 class ChildWorkflowError(_CausedError):
     """Raised inside a workflow when a child workflow failed."""
 

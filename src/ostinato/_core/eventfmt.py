@@ -36,6 +36,8 @@ _FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {
                                           else ""),
     "ActivityTaskFailed": lambda a: f"{_seq(a)}{_failure(a)} (attempt {a.get('attempt', '?')})",
     "ActivityTaskTimedOut": lambda a: f"{_seq(a)}{_failure(a)}",
+    "ActivityTaskCancelRequested": lambda a: _seq(a).strip(),
+    "ActivityTaskCanceled": lambda a: f"{_seq(a)}cancelled (attempt {a.get('attempt', '?')})",
     "TimerStarted": lambda a: f"{_seq(a)}{a.get('duration', 0):g}s",
     "TimerFired": lambda a: _seq(a).strip(),
     "TimerCanceled": lambda a: _seq(a).strip(),

@@ -24,6 +24,7 @@ STARTED = "WorkflowExecutionStarted"
 ACTIVITY_COMPLETED = "ActivityTaskCompleted"
 ACTIVITY_FAILED = "ActivityTaskFailed"
 ACTIVITY_TIMED_OUT = "ActivityTaskTimedOut"
+ACTIVITY_CANCELED = "ActivityTaskCanceled"
 TIMER_FIRED = "TimerFired"
 SIGNALED = "WorkflowExecutionSignaled"
 CANCEL_REQUESTED = "WorkflowExecutionCancelRequested"
@@ -31,6 +32,7 @@ TERMINATED = "WorkflowExecutionTerminated"
 
 # Command events: what the workflow code decided.
 ACTIVITY_SCHEDULED = "ActivityTaskScheduled"
+ACTIVITY_CANCEL_REQUESTED = "ActivityTaskCancelRequested"
 TIMER_STARTED = "TimerStarted"
 TIMER_CANCELED = "TimerCanceled"
 MARKER_RECORDED = "MarkerRecorded"
@@ -51,6 +53,7 @@ CALLBACK_FAILED = "CallbackFailed"
 CALLBACK_TIMED_OUT = "CallbackTimedOut"
 
 INBOUND = frozenset({STARTED, ACTIVITY_COMPLETED, ACTIVITY_FAILED, ACTIVITY_TIMED_OUT,
+                     ACTIVITY_CANCELED,
                      TIMER_FIRED, SIGNALED, CANCEL_REQUESTED, TERMINATED, TIMED_OUT,
                      CALLBACK_COMPLETED, CALLBACK_FAILED, CALLBACK_TIMED_OUT,
                      UPDATE_ACCEPTED, CHILD_COMPLETED, CHILD_FAILED})
@@ -177,6 +180,18 @@ class ScheduleActivity(Command):
     def event(self) -> tuple[str, dict[str, Any]]:
         return ACTIVITY_SCHEDULED, {"seq": self.seq, "activity_type": self.activity_type,
                                     "args": self.args, "options": self.options}
+
+
+#: What `execute_activity(..., cancellation_type=)` accepts (Temporal's meanings).
+CANCELLATION_TYPES = ("try_cancel", "wait_cancellation_completed", "abandon")
+
+
+class RequestCancelActivity(Command):
+    """The workflow stopped waiting for activity `seq` (its task was cancelled): ask the
+    running attempt to stop (it learns at its next heartbeat)."""
+
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return ACTIVITY_CANCEL_REQUESTED, {"seq": self.seq}
 
 
 class RunLocalActivity(Command):

@@ -16,7 +16,8 @@ from . import history as h
 #: The event that settles each kind of pending thing, by kind name.
 SETTLING: dict[str, str] = {
     h.ACTIVITY_COMPLETED: "activity", h.ACTIVITY_FAILED: "activity",
-    h.ACTIVITY_TIMED_OUT: "activity", h.TIMER_FIRED: "timer", h.TIMER_CANCELED: "timer",
+    h.ACTIVITY_TIMED_OUT: "activity", h.ACTIVITY_CANCELED: "activity",
+    h.TIMER_FIRED: "timer", h.TIMER_CANCELED: "timer",
     h.CALLBACK_COMPLETED: "callback", h.CALLBACK_FAILED: "callback",
     h.CALLBACK_TIMED_OUT: "callback", h.CHILD_COMPLETED: "child", h.CHILD_FAILED: "child"}
 
@@ -68,7 +69,8 @@ class HistoryIndex:
                     self.started = attrs
                 case h.ACTIVITY_SCHEDULED:
                     self.activities.add(attrs["seq"])
-                case h.ACTIVITY_COMPLETED | h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
+                case (h.ACTIVITY_COMPLETED | h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT
+                      | h.ACTIVITY_CANCELED):
                     self.activities.discard(attrs["seq"])
                 case h.TIMER_STARTED:
                     self.timers[attrs["seq"]] = (time, attrs["fire_at"])

@@ -22,6 +22,7 @@ from . import history as h
 from .context import ContinueAsNewRequest, WorkflowContext
 from .definitions import ActivityDefinition
 from .errors import (
+    ActivityCancelledError,
     ActivityError,
     ApplicationError,
     CallbackError,
@@ -125,9 +126,15 @@ class WorkflowInstance:
     # -- durable operations the context asks for ----------------------------------------
     def schedule_activity(self, activity_type: str, args: list[Any],
                           options: dict[str, Any], local: bool,
-                          fn: Any = None) -> asyncio.Future[Any]:
+                          fn: Any = None,
+                          cancellation_type: str = "try_cancel") -> asyncio.Future[Any]:
         seq = self.next_seq()
-        future = self.loop.create_future()
+        future: asyncio.Future[Any]
+        if local:
+            future = self.loop.create_future()
+        else:
+            future = ActivityFuture(self.loop, cancellation_type,
+                                    lambda: self.command(h.RequestCancelActivity(seq)))
         self._activities[seq] = future
         self._activity_types[seq] = activity_type
         if local:
@@ -275,6 +282,8 @@ class WorkflowInstance:
                 self._resolve(attrs["seq"], attrs.get("result"), None)
             case h.ACTIVITY_FAILED | h.ACTIVITY_TIMED_OUT:
                 self._resolve(attrs["seq"], None, attrs["failure"])
+            case h.ACTIVITY_CANCELED:
+                self._activity_cancelled(attrs["seq"])
             case h.MARKER_RECORDED if attrs.get("marker") == "local_activity":
                 self._local.pop(attrs["seq"], None)
                 self._resolve(attrs["seq"], attrs.get("result"), attrs.get("failure"))
@@ -312,6 +321,20 @@ class WorkflowInstance:
         future.set_exception(ActivityError(
             f"activity {activity_type!r} (seq {seq}) failed: {cause}", cause,
             activity_type=activity_type, activity_id=seq, attempt=failure.get("attempt", 0)))
+
+    def _activity_cancelled(self, seq: int) -> None:
+        """The attempt reported it stopped for the cancel request: a wait_cancellation_completed
+        await raises CancelledError now (the others raised it when they were cancelled)."""
+        future = self._activities.get(seq)
+        if future is None or future.done():
+            return
+        if isinstance(future, ActivityFuture) and future.cancel_requested:
+            future.confirm_cancelled()
+            return
+        activity_type = self._activity_types.get(seq, "")
+        cause = ActivityCancelledError(f"activity {activity_type!r} (seq {seq}) was cancelled")
+        future.set_exception(ActivityError(str(cause), cause, activity_type=activity_type,
+                                           activity_id=seq))
 
     # -- updates --------------------------------------------------------------------------
     def validate_update(self, name: str, args: list[Any]) -> None:
@@ -502,6 +525,39 @@ class WorkflowInstance:
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.loop.time(), UTC)
+
+
+class ActivityFuture(asyncio.Future[Any]):
+    """What an awaited activity is: cancelling the task awaiting it cancels the activity.
+
+    By `cancellation_type` (Temporal's meanings): "try_cancel" records the cancel request
+    (`request()`, which the outbox turns into the flag the attempt's heartbeat reads) and
+    cancels the await at once; "wait_cancellation_completed" records it and keeps the await
+    pending until the activity reports it was cancelled (`confirm_cancelled`), completed or
+    failed, whichever outcome comes; "abandon" records nothing and cancels the await at once.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, cancellation_type: str,
+                 request: Callable[[], None]) -> None:
+        super().__init__(loop=loop)
+        self.cancellation_type = cancellation_type
+        self.cancel_requested = False
+        self._request = request
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        if not self.cancel_requested:
+            self.cancel_requested = True
+            if self.cancellation_type != "abandon":
+                self._request()
+        if self.cancellation_type == "wait_cancellation_completed":
+            return True  # the awaiting task stays cancelled-pending until the outcome comes
+        return super().cancel(msg)
+
+    def confirm_cancelled(self) -> None:
+        """The activity reported its cancellation: cancel the await for real."""
+        super().cancel()
 
 
 def _signal_value(args: list[Any]) -> Any:

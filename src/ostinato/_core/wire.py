@@ -63,7 +63,8 @@ class Wake(Message):
 
 
 class ActivityOutcome(Message):
-    """An activity's final attempt: a result, or a failure (timed out or not)."""
+    """An activity's final attempt: a result, a failure (timed out or not), or `cancelled`
+    (it stopped for the workflow's cancel request)."""
 
     KIND = "activity"
     seq: int = 0
@@ -71,6 +72,7 @@ class ActivityOutcome(Message):
     result: Any = None
     failure: dict[str, Any] | None = None
     timed_out: bool | None = None
+    cancelled: bool | None = None
 
 
 class ActivityTimeout(Message):
@@ -327,6 +329,17 @@ class CancelAt(Outbox):
         return {"op": self.OP, "key": self.key, "scheduler": self.scheduler}
 
 
+class CancelActivity(Outbox):
+    """Raise the cancel flag of activity `seq`, which its running attempt's heartbeat reads."""
+
+    OP = "cancel_activity"
+    run_id: str
+    seq: int
+
+    def encode(self) -> dict[str, Any]:
+        return {"op": self.OP, "rid": self.run_id, "seq": self.seq}
+
+
 class ContinueRun(Outbox):
     """Hand the workflow id to the next run of the chain and wake it."""
 
@@ -390,6 +403,8 @@ def decode_outbox(entry: dict[str, Any]) -> Outbox:
             return DeliverAt(float(entry["due"]), entry["key"], Envelope.decode(entry["envelope"]))
         case "cancel_at":
             return CancelAt(entry["key"], bool(entry["scheduler"]))
+        case "cancel_activity":
+            return CancelActivity(entry["rid"], int(entry["seq"]))
         case "continue":
             return ContinueRun(entry["wid"], entry["rid"], entry["new_rid"],
                                  entry["workflow_type"], entry["args"], entry.get("deadline"),

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._core import converter, keys, wire
-from .._core.activity import ActivityContext, ActivityInfo, call_activity
+from .._core.activity import HEARTBEAT_THROTTLE, ActivityContext, ActivityInfo, call_activity
 from .._core.definitions import ActivityOptions, App
-from .._core.errors import PayloadTooLargeError, UnknownTypeError
+from .._core.errors import ActivityCancelledError, PayloadTooLargeError, UnknownTypeError
 from .._core.history import RunLocalActivity
 from .._core.replay import LocalOutcome
 from .._core.retry import backoff, should_retry
@@ -37,7 +37,17 @@ def longest_attempt(task: wire.ActivityTask, now: float) -> float | None:
 
 
 class ActivityWorker:
-    """Runs activity attempts delivered by an activity queue."""
+    """Runs activity attempts delivered by an activity queue.
+
+    Cancellation: the decider raises an activity's cancel flag (`Store.request_activity_cancel`,
+    from the outbox, after the append that recorded ActivityTaskCancelRequested). A running
+    attempt reads it with each heartbeat write and `heartbeat()` raises
+    `ActivityCancelledError`; escaping, that is reported as ActivityTaskCanceled. An attempt
+    that catches it and returns, or raises something else, reports that outcome, which is
+    final: nothing is retried once cancellation was requested (as Temporal's server does). A
+    next attempt due after the request never runs: it finds the flag where it reads the
+    heartbeat details and reports the activity cancelled.
+    """
 
     def __init__(self, app: App, store: Store, transport: Transport,
                  clock: Callable[[], float]) -> None:
@@ -46,6 +56,8 @@ class ActivityWorker:
         self.transport = transport
         self.clock = clock
         self.observer: Observer = NO_OBSERVER
+        #: seconds between two heartbeat writes of one attempt
+        self.heartbeat_throttle = HEARTBEAT_THROTTLE
 
     def handle(self, task: wire.ActivityTask, receive_count: int = 1,
                time_left: float | None = None) -> None:
@@ -64,7 +76,8 @@ class ActivityWorker:
         info = ActivityInfo(task.workflow_id, rid, seq, task.activity_type, attempt,
                             options.task_queue, task.scheduled_at, options.heartbeat_timeout)
         ctx = ActivityContext(info, None,
-                              save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d))
+                              save=lambda d: self.store.save_heartbeat(rid, seq, attempt, d),
+                              throttle=self.heartbeat_throttle)
         kind = {"activity_type": task.activity_type}
         self.observer.count(Metric.ACTIVITY_ATTEMPTS, 1, **kind)
         try:
@@ -75,7 +88,10 @@ class ActivityWorker:
                 raise TimeoutError(f"attempt {attempt} did not finish: its worker died or "
                                    "ran past the Lambda timeout")
             if attempt > 1:
-                ctx.heartbeat_details = self.store.load_heartbeat(rid, seq)
+                ctx.heartbeat_details, cancelled = self.store.heartbeat_state(rid, seq)
+                if cancelled:  # requested while this attempt waited: no further attempts
+                    self._report(task, attempt=attempt - 1, cancelled=True)
+                    return
             definition = self.app.activity(task.activity_type)
             timeout = options.start_to_close_timeout
             if deadline is not None:
@@ -100,11 +116,15 @@ class ActivityWorker:
                                        **kind)
             result = encode_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
-            self.observer.count(Metric.ACTIVITY_FAILURES, 1, **kind)
             ctx.flush()
+            if isinstance(exc, ActivityCancelledError) and ctx.is_cancelled:
+                self._report(task, cancelled=True)
+                return
+            self.observer.count(Metric.ACTIVITY_FAILURES, 1, **kind)
             failure = failure_of(exc, attempt)
             retry_at = self.clock() + backoff(options.retry, attempt)
             retryable = (not isinstance(exc, UnknownTypeError | PayloadTooLargeError)
+                         and not ctx.is_cancelled
                          and should_retry(options.retry, attempt, failure)
                          and (deadline is None or retry_at < deadline))
             if retryable:
@@ -116,14 +136,19 @@ class ActivityWorker:
         self._report(task, result=result)
 
     def _report(self, task: wire.ActivityTask, result: Any = None,
-                failure: dict[str, Any] | None = None, timed_out: bool = False) -> None:
+                failure: dict[str, Any] | None = None, timed_out: bool = False,
+                cancelled: bool = False, attempt: int | None = None) -> None:
         key = keys.activity_result(task.run_id, task.seq)
-        if failure is None:
+        attempt = task.attempt if attempt is None else attempt
+        if cancelled:
             msg = wire.ActivityOutcome(task.workflow_id, task.run_id, key, seq=task.seq,
-                                       attempt=task.attempt, result=result)
+                                       attempt=attempt, cancelled=True)
+        elif failure is None:
+            msg = wire.ActivityOutcome(task.workflow_id, task.run_id, key, seq=task.seq,
+                                       attempt=attempt, result=result)
         else:
             msg = wire.ActivityOutcome(task.workflow_id, task.run_id, key, seq=task.seq,
-                                       attempt=task.attempt, failure=failure,
+                                       attempt=attempt, failure=failure,
                                        timed_out=timed_out)
         self.transport.send_workflow_task(msg)
 

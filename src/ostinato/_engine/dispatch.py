@@ -28,6 +28,7 @@ class Dispatcher:
             wire.SendActivity: lambda e: transport.send_activity_task(e.task),
             wire.DeliverAt: lambda e: transport.deliver_at(e.due, e.envelope, e.key),
             wire.CancelAt: lambda e: transport.cancel_at(e.key) if e.scheduler else None,
+            wire.CancelActivity: lambda e: store.request_activity_cancel(e.run_id, e.seq),
             wire.ContinueRun: self._continue_as_new,
             wire.StartChild: self._start_child,
             wire.UpdateOutcome: lambda e: store.put_update_outcome(e.run_id, e.update_id,

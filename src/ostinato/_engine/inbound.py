@@ -49,6 +49,8 @@ class Inbound:
         match msg:
             case wire.ActivityOutcome(seq=seq) if seq in index.activities:
                 index.activities.discard(seq)
+                if msg.cancelled:
+                    return h.ACTIVITY_CANCELED, {"seq": seq, "attempt": msg.attempt}
                 if msg.failure is not None:
                     etype = h.ACTIVITY_TIMED_OUT if msg.timed_out else h.ACTIVITY_FAILED
                     return etype, {"seq": seq, "attempt": msg.attempt, "failure": msg.failure}

@@ -31,9 +31,11 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
     """Everything `decision` asks for. `index` is the run before it (it is extended here)."""
     outbox: list[wire.Outbox] = []
     timers = dict(index.timers)  # open before this decision; cancelled ones are looked up here
+    activities = set(index.activities)  # open ones, and those this decision schedules
     for cmd in decision.commands:
         match cmd:
             case h.ScheduleActivity():
+                activities.add(cmd.seq)
                 options = ActivityOptions.from_dict(cmd.options)
                 if not has_task_queue(options.task_queue):  # fail the task, not the send
                     raise UnknownTypeError(f"no SQS queue configured for task queue "
@@ -55,6 +57,8 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
                 if cmd.heartbeat_timeout is not None:
                     outbox.append(at(now + cmd.heartbeat_timeout, wire.CallbackHeartbeatCheck(
                         wid, rid, keys.callback_heartbeat_check(rid, cmd.seq, now), seq=cmd.seq)))
+            case h.RequestCancelActivity() if cmd.seq in activities:
+                outbox.append(wire.CancelActivity(rid, cmd.seq))  # after the append, like all
             case h.CancelTimer():
                 began, fire_at = timers[cmd.seq]
                 outbox.append(wire.CancelAt(keys.timer(rid, cmd.seq),
@@ -85,8 +89,9 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
                 child["workflow_id"], child["run_id"], keys.parent_cancel(child["run_id"]),
                 reason="parent stopped waiting")))
     if decision.status != h.RUNNING:
-        outbox += closing_outbox(rid, index, decision.status, decision.result,
-                                 decision.failure)
+        outbox += [entry for entry in closing_outbox(rid, index, decision.status,
+                                                     decision.result, decision.failure)
+                   if entry not in outbox]  # an activity cancelled in this decision: once
     for uid, reason in decision.rejected_updates.items():
         outbox.append(wire.reject_update(rid, uid, reason))
     for seq, retry in decision.local_retries.items():
@@ -99,8 +104,11 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
 
 def closing_outbox(rid: str, index: HistoryIndex, status: str, result: Any = None,
                    failure: dict[str, Any] | None = None) -> list[wire.Outbox]:
-    """A run closed: tell its parent, refuse open updates, apply the close policy to children."""
-    outbox: list[wire.Outbox] = []
+    """A run closed: tell its parent, refuse open updates, apply the close policy to children,
+    and raise the cancel flag of activities still open (their heartbeats then raise, as
+    Temporal's fail for a closed workflow; a report that follows finds the run closed)."""
+    outbox: list[wire.Outbox] = [wire.CancelActivity(rid, seq)
+                                 for seq in sorted(index.activities)]
     started = index.started
     parent = started.get("parent")
     if parent and status != h.Status.CONTINUED_AS_NEW:  # the last run of a chain reports
@@ -151,6 +159,8 @@ def _settled(entry: wire.Outbox, index: HistoryIndex) -> bool:
     match entry:
         case wire.SendActivity(task=task):
             return index.is_settled("activity", task.seq)
+        case wire.CancelActivity(seq=seq):
+            return index.is_settled("activity", seq)  # ended: nobody is left to tell
         case wire.DeliverAt(envelope=wire.Envelope(msg=msg)):
             kind = _DUE_KIND.get(type(msg))
             return kind is not None and index.is_settled(kind, msg.seq)  # type: ignore[union-attr]

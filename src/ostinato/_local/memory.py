@@ -36,6 +36,8 @@ class MemStore:
         self.rows: dict[str, list[tuple[int, int, float, bool, list[str], str]]] = {}
         self.decode = decode
         self.objects: dict[str, list[h.Batch]] = {}
+        #: (run id, seq) of the activities whose cancellation was requested
+        self.cancel_requests: set[tuple[str, int]] = set()
 
     def get_head(self, workflow_id: str) -> Head | None:
         return self.heads.get(workflow_id)
@@ -66,11 +68,18 @@ class MemStore:
         return True
 
     def load_heartbeat(self, run_id: str, seq: int) -> Any:
-        """No heartbeats are kept: always None."""
+        """No heartbeat details are kept: always None."""
         return None
 
-    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:
-        """Heartbeats are dropped."""
+    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
+        """Details are dropped; answers whether cancellation was requested."""
+        return (run_id, seq) in self.cancel_requests
+
+    def heartbeat_state(self, run_id: str, seq: int) -> tuple[Any, bool]:
+        return None, (run_id, seq) in self.cancel_requests
+
+    def request_activity_cancel(self, run_id: str, seq: int) -> None:
+        self.cancel_requests.add((run_id, seq))
 
 
 class MemTransport:

@@ -36,7 +36,8 @@ def history_problems(events: list[h.Event]) -> list[str]:
         match e.event_type:
             case "ActivityTaskScheduled":
                 kinds["scheduled", seq] += 1
-            case "ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut":
+            case ("ActivityTaskCompleted" | "ActivityTaskFailed" | "ActivityTaskTimedOut"
+                  | "ActivityTaskCanceled"):
                 kinds["activity outcome", seq] += 1
             case "TimerStarted":
                 kinds["timer", seq] += 1
