@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._core import keys, wire
+from .._core import converter, keys, wire
 from .._core.activity import ActivityContext, ActivityInfo, call_activity
 from .._core.definitions import ActivityOptions, App
 from .._core.errors import PayloadTooLargeError, UnknownTypeError
 from .._core.history import RunLocalActivity
 from .._core.replay import LocalOutcome
 from .._core.retry import backoff, should_retry
-from .._core.serde import check_payload, to_failure
+from .._core.serde import dumps, encode_payload, to_failure
 from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
 
 
@@ -91,12 +91,14 @@ class ActivityWorker:
             began = time.perf_counter()
             try:
                 with self.observer.span(f"activity {task.activity_type}"):
-                    result = call_activity(definition.fn, task.args, ctx, timeout,
+                    args = converter.signature(definition.fn).decode_args(
+                        task.args, f"arguments of activity {task.activity_type!r}")
+                    result = call_activity(definition.fn, args, ctx, timeout,
                                            options.heartbeat_timeout, message)
             finally:
                 self.observer.duration(Metric.ACTIVITY_LATENCY, time.perf_counter() - began,
                                        **kind)
-            check_payload(f"result of activity {task.activity_type!r}", result)
+            result = encode_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
             self.observer.count(Metric.ACTIVITY_FAILURES, 1, **kind)
             ctx.flush()
@@ -126,12 +128,41 @@ class ActivityWorker:
         self.transport.send_workflow_task(msg)
 
 
+#: What one workflow task may spend on local activities before it records what it has and
+#: leaves the rest to the next task (as Temporal heartbeats a workflow task): this much JSON
+#: of markers (a batch holds at most `history.MAX_BATCH_BYTES`) and this much wall time (the
+#: decider's Lambda has 60 s, and starts a workflow group with 15 s left). A loop of 50,000
+#: local activities then records about 10 batches instead of one that can never be written.
+LOCAL_TASK_BYTES = 1_000_000
+LOCAL_TASK_SECONDS = 10.0
+
+
 class LocalActivities:
     """Runs local-activity attempts inline in the decider's invocation."""
 
     def __init__(self, app: App, clock: Callable[[], float]) -> None:
         self.app = app
         self.clock = clock
+
+    def budget(self) -> Callable[[RunLocalActivity, int], LocalOutcome]:
+        """A runner for one workflow task: `run` until the task has recorded
+        `LOCAL_TASK_BYTES` of markers or spent `LOCAL_TASK_SECONDS`, then defer every further
+        attempt (the first attempt of a task always runs, so a run always moves on)."""
+        max_bytes, max_seconds = LOCAL_TASK_BYTES, LOCAL_TASK_SECONDS
+        spent = {"bytes": 0, "ran": 0}
+        began = time.monotonic()
+
+        def run(cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
+            if spent["ran"] and (spent["bytes"] >= max_bytes
+                                 or time.monotonic() - began >= max_seconds):
+                return LocalOutcome(attempt, retry_at=self.clock(), deferred=True)
+            outcome = self.run(cmd, attempt)
+            spent["ran"] += 1
+            if outcome.resolved:
+                spent["bytes"] += len(dumps(outcome.marker(cmd)).encode())
+            return outcome
+
+        return run
 
     def run(self, cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
         """Run one attempt; failures retry per its policy."""
@@ -142,9 +173,10 @@ class LocalActivities:
             info = ActivityInfo("", "", cmd.seq, cmd.activity_type, attempt,
                                 options.task_queue, now, None, local=True)
             ctx = ActivityContext(info, None)
-            result = call_activity(fn, cmd.args, ctx,
-                                   options.start_to_close_timeout, None)
-            check_payload(f"result of local activity {cmd.activity_type!r}", result)
+            what = f"local activity {cmd.activity_type!r}"
+            args = converter.signature(fn).decode_args(cmd.args, f"arguments of {what}")
+            result = call_activity(fn, args, ctx, options.start_to_close_timeout, None)
+            result = encode_payload(f"result of {what}", result)
             return LocalOutcome(attempt, result=result)
         except Exception as exc:
             failure = failure_of(exc, attempt)
