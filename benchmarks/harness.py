@@ -37,13 +37,15 @@ def summarize(samples: list[float]) -> dict[str, Any]:
             "runs": len(samples), "samples": samples}
 
 
-def env() -> WorkflowEnvironment:
-    return WorkflowEnvironment(apps.app, template=TEMPLATE)
+def env(backend: str = "moto") -> WorkflowEnvironment:
+    """A fresh environment; the figures of `run.py` are moto's (the AWS API path, whose
+    requests `aws_requests` counts), `backends.py` sets the memory backend beside it."""
+    return WorkflowEnvironment(apps.app, template=TEMPLATE, backend=backend)
 
 
 @contextlib.contextmanager
-def warm_env() -> Iterator[WorkflowEnvironment]:
-    with env() as e:
+def warm_env(backend: str = "moto") -> Iterator[WorkflowEnvironment]:
+    with env(backend) as e:
         yield warm(e)
 
 

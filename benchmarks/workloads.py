@@ -24,9 +24,9 @@ from .harness import (
 )
 
 
-def run_w1(steps: int = W1_STEPS) -> dict[str, float]:
+def run_w1(steps: int = W1_STEPS, backend: str = "moto") -> dict[str, float]:
     """W1: one workflow of `steps` sequential activities; ms per step (start to result)."""
-    with warm_env() as e:
+    with warm_env(backend) as e:
         watch = Stopwatch()
         result = e.client.start_workflow(apps.sequential, steps, id="w1").result()
         wall, cpu = watch.read()
@@ -35,9 +35,9 @@ def run_w1(steps: int = W1_STEPS) -> dict[str, float]:
     return {"ms_per_step": wall * 1000 / steps, "cpu_ms_per_step": cpu * 1000 / steps}
 
 
-def run_w2() -> dict[str, float]:
+def run_w2(backend: str = "moto") -> dict[str, float]:
     """W2: start W2_WORKFLOWS workflows of W2_STEPS activities, then drive them all together."""
-    with warm_env() as e:
+    with warm_env(backend) as e:
         closed: set[str] = set()
 
         def on_events(wid: str, _rid: str, events: list[h.Event]) -> None:

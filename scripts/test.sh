@@ -22,3 +22,12 @@ fi
 .venv/bin/mypy
 bash scripts/sam_validate.sh   # `sam validate --lint`, offline, in its own virtualenv
 .venv/bin/pytest -p no:cacheprovider "$@"
+
+# The whole suite ran on WorkflowEnvironment's default backend (memory); the behaviour suite
+# runs again on moto, the full boto3/pynamodb path (DESIGN §2: the two must behave alike).
+if [ $# -eq 0 ]; then
+  OSTINATO_TEST_BACKEND=moto .venv/bin/pytest -p no:cacheprovider -q \
+    tests/test_workflows.py tests/test_updates.py tests/test_children.py \
+    tests/test_callbacks.py tests/test_schedules.py tests/test_triggers.py \
+    tests/test_lifecycle.py tests/test_examples.py tests/test_listing.py tests/test_api.py
+fi

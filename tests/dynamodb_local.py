@@ -12,9 +12,10 @@ Two backends:
   install`), and stops it at the end of the session (~3 s). Unavailable: the tests skip, or
   fail when `$CI` is set.
 
-`backend` is parametrised over both (the DynamoDB Local case carries the `dynamodb_local`
-mark); `backend.new_store()` creates a fresh table from template.yaml's `WorkflowTable` and
-returns an `ostinato._aws.store.Store` on it.
+`backend` is parametrised over both, and over the in-memory store (`MemoryStore`, which must
+win and lose the same races); the DynamoDB Local case carries the `dynamodb_local` mark.
+`backend.new_store()` creates a fresh table from template.yaml's `WorkflowTable` and returns
+an `ostinato._aws.store.Store` on it (the memory case: a fresh `MemoryStore`).
 
 Import explicitly in a test module (this is not a conftest). pytest finds fixtures among the
 module's names, so import every fixture `backend` reaches; each is defined as `<name>_fixture`
@@ -186,6 +187,10 @@ class Backend:
         return self._raw
 
     def new_store(self) -> Store:
+        if self.name == "memory":  # the in-memory backend, held to the same races
+            from ostinato._local.memory import MemoryStore
+
+            return MemoryStore()  # type: ignore[return-value]
         table = f"races-{self.name}-{uuid.uuid4().hex[:12]}"
         create_table(table, self.endpoint_url)
         self.tables.append(table)
@@ -197,11 +202,16 @@ class Backend:
 
 
 @pytest.fixture(name="backend", params=[
+    pytest.param("memory", id="memory"),
     pytest.param("moto-locked", id="moto-locked"),
     pytest.param("dynamodb-local", id="dynamodb-local", marks=pytest.mark.dynamodb_local),
 ])
 def backend_fixture(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each test using this runs once on locked moto and once on DynamoDB Local."""
+    """Each test using this runs on the in-memory store, on locked moto and on DynamoDB
+    Local."""
+    if request.param == "memory":
+        yield Backend("memory", None)
+        return
     if request.param == "moto-locked":
         request.getfixturevalue("moto_locked")
         yield Backend("moto", None)

@@ -17,6 +17,12 @@ from tests.apps import mixed
 from tests.conftest import assert_history_sound
 
 
+@pytest.fixture(autouse=True)
+def _on_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests fault botocore calls: the moto backend, whatever the default."""
+    monkeypatch.setenv("OSTINATO_TEST_BACKEND", "moto")
+
+
 def run_mixed(env, wids, injector=None):
     """Start, signal and finish `mixed` workflows (optionally under faults); return handles."""
     handles = [env.client.start_workflow("mixed", wid, id=wid) for wid in wids]

@@ -87,6 +87,13 @@ MANAGED_UNEXERCISED = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _on_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests authorise every botocore call against the template's roles: the moto
+    backend, whatever the default."""
+    monkeypatch.setenv("OSTINATO_TEST_BACKEND", "moto")
+
+
 # ------------------------------------------------------------------------------ the app
 @activity(heartbeat_timeout=timedelta(minutes=5),
           retry=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3))

@@ -120,6 +120,8 @@ def assert_same_batch(stored: h.Batch, expected: h.Batch) -> None:
 
 def item_count(backend: Backend, store: Store, run_id: str) -> int:
     """Items under the run's partition, read raw (no adapter logic in between)."""
+    if backend.name == "memory":  # one item per batch, whatever its size
+        return len(store._runs[run_id].numbers)  # type: ignore[attr-defined]
     answer = backend.client().query(
         TableName=store.table_name, KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"R#{run_id}"}}, Select="COUNT",
@@ -129,6 +131,8 @@ def item_count(backend: Backend, store: Store, run_id: str) -> int:
 
 def batch_parts(backend: Backend, store: Store, run_id: str, number: int) -> int:
     """How many items the stored batch says it spans (its first item's `parts`)."""
+    if backend.name == "memory":
+        return 1
     item = backend.client().get_item(
         TableName=store.table_name, ConsistentRead=True,
         Key={"pk": {"S": f"R#{run_id}"}, "sk": {"S": f"B#{number:010d}"}})["Item"]

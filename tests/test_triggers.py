@@ -125,8 +125,11 @@ def test_a_failing_trigger_dead_letters_the_event_after_the_others_ran(env):
         handle_message(env.client, triggered.app.triggers, event)
 
 
-def test_put_events_on_the_bus_reach_the_triggers(env):
+def test_put_events_on_the_bus_reach_the_triggers(make_env):
     import boto3
+
+    # moto: any boto3 client in the process reaches its bus (memory: the client's own bus)
+    env = make_env(triggered.app, start_time=T0, backend="moto")
 
     events = boto3.client("events", region_name="us-east-1")
     answer = events.put_events(Entries=[{"Source": "shop", "DetailType": "OrderPlaced",
@@ -304,7 +307,8 @@ def _one_order(faults: Any) -> Counter:
     """Deliver one OrderPlaced event under `faults`; return the runs started per workflow id."""
     from tests.apps.exactly_once import started_runs
 
-    with WorkflowEnvironment(triggered.app, start_time=T0) as env:
+    # moto: the fault injector fails botocore calls, and the runs are counted in its table
+    with WorkflowEnvironment(triggered.app, start_time=T0, backend="moto") as env:
         with faults.attach(env):
             env.deliver_event(order_placed("f"))
             env.sleep(timedelta(minutes=30))  # redeliveries after visibility timeouts

@@ -127,7 +127,7 @@ def test_a_non_deterministic_or_unencodable_decision_still_fails_the_task(make_e
 def test_a_client_without_an_app_starts_by_name_and_says_what_it_lacks(make_env,
                                                                        monkeypatch):
     """Review finding: `Client.from_env()` without OSTINATO_APP failed with a bare KeyError."""
-    env = make_env(core.app)
+    env = make_env(core.app, backend="moto")  # a client of its own, from settings: boto3
     monkeypatch.delenv("OSTINATO_APP", raising=False)
     for name, value in env.settings.to_env().items():
         monkeypatch.setenv(name, value)

@@ -93,20 +93,24 @@ _current: Runtime | None = None
 
 
 def build(settings: Settings, app: App, clock: Callable[[], float] | None = None,
-          client_cls: type[Client] = Client) -> Runtime:
+          client_cls: type[Client] = Client, *, store: Store | None = None,
+          sqs: Any = None, scheduler_client: Any = None,
+          events: EventBus | None = None) -> Runtime:
+    """The runtime for `settings`; `store`, the SQS and Scheduler clients and the event bus
+    may be given instead of built (the in-memory backend gives all four)."""
     from ._aws.observer import LambdaObserver, tracer_if_enabled
     from ._engine.ports import NO_OBSERVER
 
     tick = clock or time.time
-    store = DynamoStore(settings.table_name, settings.region)
-    scheduler = EventBridgeScheduler(settings)
-    transport = SqsTransport(settings, scheduler, clock=tick)
+    store = store or DynamoStore(settings.table_name, settings.region)
+    scheduler = EventBridgeScheduler(settings, client=scheduler_client)
+    transport = SqsTransport(settings, scheduler, sqs=sqs, clock=tick)
     # on Lambda: EMF metrics (and X-Ray subsegments when asked for); elsewhere, nothing
     on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     observer = LambdaObserver(tracer=tracer_if_enabled()) if on_lambda else NO_OBSERVER
     engine = Engine(app, store, transport, clock=tick, observer=observer)
     client = client_cls(settings, app=app, store=store, transport=transport,
-                        scheduler=scheduler, clock=tick)
+                        scheduler=scheduler, events=events, clock=tick)
     return Runtime(settings, app, store, transport, engine, client)
 
 

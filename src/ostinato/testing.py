@@ -1,4 +1,4 @@
-"""`WorkflowEnvironment`: the real engine, in-process, against moto, on a virtual clock.
+"""`WorkflowEnvironment`: the real engine and handlers, in-process, on a virtual clock.
 
 ```python
 with WorkflowEnvironment(app) as env:
@@ -7,9 +7,15 @@ with WorkflowEnvironment(app) as env:
     assert handle.result()["approved_by"] == "ann"   # a 3-day wait takes milliseconds
 ```
 
-The table, queues and schedule group come from `template.yaml`; messages travel through moto's
-SQS, whose delays and visibility timeouts follow the virtual clock; the `functions/` handlers
-are invoked with Lambda-shaped SQS events as event-source mappings would; due Scheduler
+Two backends (`backend=`, default from $OSTINATO_TEST_BACKEND, else `DEFAULT_BACKEND`):
+"memory" keeps DynamoDB, SQS, Scheduler, EventBridge and S3 in memory (`_local/memory/`, held
+to the AWS adapters' behaviour by the contract suite in tests/contract/); "moto" goes through
+boto3 and pynamodb against moto, the full AWS API path (and the one `FaultInjector` faults).
+
+The table, queues and schedule group come from `template.yaml`; messages travel through SQS
+(memory or moto's), whose delays and visibility timeouts follow the virtual clock; the
+`functions/` handlers are invoked with Lambda-shaped SQS events as event-source mappings
+would; due Scheduler
 schedules (one-time timers and recurring `cron()` / `rate()` schedules) are fired into their
 targets; the template's EventBridge rules route events (`env.deliver_event`, or PutEvents
 from any code in the environment) to the trigger queue. With `time_skipping`, whenever
@@ -24,6 +30,7 @@ raises `EnvironmentConflictError`.
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -49,8 +56,24 @@ _entering = threading.Lock()
 
 #: Set as on Lambda, where the function's environment names the trigger queue.
 TRIGGER_QUEUE_ENV = "OSTINATO_TRIGGER_QUEUE_ARN"
+#: The backend of an environment that names none, unless $OSTINATO_TEST_BACKEND does.
+DEFAULT_BACKEND = "memory"
+BACKEND_ENV = "OSTINATO_TEST_BACKEND"
+BACKENDS = ("memory", "moto")
 #: How far virtual time may run ahead while waiting for one result, by default.
 DEFAULT_HORIZON = timedelta(days=400).total_seconds()
+
+
+_templates: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _parsed_template(path: Path) -> dict[str, Any]:
+    """template.yaml parsed, once per version of the file (parsing it takes ~0.3 s)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _templates:
+        _templates[key] = load_template(path)
+    return copy.deepcopy(_templates[key])
 
 
 class VirtualClock:
@@ -93,12 +116,17 @@ class WorkflowEnvironment:
         time_skipping: jump virtual time to the next due timer when idle (else wait for it).
         start_time: the virtual clock's start (defaults to now).
         template: the SAM template to build resources from (defaults to ./template.yaml).
+        backend: "memory" or "moto" (see the module docstring).
     """
 
     _instances = 0
 
     def __init__(self, app: App, time_skipping: bool = True, start_time: datetime | None = None,
-                 template: str | Path | None = None) -> None:
+                 template: str | Path | None = None, backend: str | None = None) -> None:
+        chosen = backend or os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+        if chosen not in BACKENDS:
+            raise ValueError(f"unknown backend {chosen!r}: one of {', '.join(BACKENDS)}")
+        self.backend = chosen
         self.app = app
         self.time_skipping = time_skipping
         start = (start_time or datetime.now(UTC)).timestamp()
@@ -107,7 +135,10 @@ class WorkflowEnvironment:
         self._mock: Any = None
         self._sqs_clock: Any = None
         self.handler_errors: list[BaseException] = []
-        self.pollers: list[QueuePoller] = []
+        self.pollers: list[Any] = []  # QueuePoller (moto) or MemoryPoller (memory)
+        self._memory: Any = None  # the MemoryBackend
+        #: fires due schedules: SchedulerEmulator (moto) or MemoryScheduler (memory)
+        self.schedules: Any = None
         self.rules: list[Any] = []
         self._saved_env: dict[str, str | None] = {}
         self._previous_runtime: _runtime.Runtime | None = None
@@ -134,14 +165,63 @@ class WorkflowEnvironment:
         return self
 
     def _enter(self) -> None:
+        from ._client import triggers as _triggers
+
+        _triggers.check_triggers(self.app)
+        if self.backend == "memory":
+            self._enter_memory()
+        else:
+            self._enter_moto()
+
+    def _enter_memory(self) -> None:
+        from ._aws.eventbus import EventBridgeBus
+        from ._local import eventbus as _eventbus
+        from ._local import template as _template
+        from ._local.memory import MemoryBackend
+        from ._local.memory.lambda_esm import MemoryPoller
+
+        self._memory = backend = MemoryBackend(self.clock)
+        template = _parsed_template(self._template_path)
+        stack_name = "ostinato"
+        self.stack = _template.create(template, backend, stack_name=stack_name,
+                                      template_dir=self._template_path.parent)
+        self.rules = _eventbus.create_rules(template, self.stack, backend, stack_name,
+                                            _eventbus.local_parameters(template, self.app))
+        self.settings = Settings.from_mapping(self.stack.environment)
+        self._name_trigger_queue()
+        self.sqs = backend.client("sqs")
+        self.scheduler = backend.client("scheduler")
+        self.runtime = _runtime.build(
+            self.settings, self.app, clock=self.clock, client_cls=_EnvClient,
+            store=backend.store, sqs=self.sqs, scheduler_client=self.scheduler,
+            events=EventBridgeBus(self.settings.region, client=backend.client("events")))
+        self._install_runtime()
+        for mapping in self.stack.queue_mappings:
+            handler = import_handler(mapping.handler, self.stack.code_root)
+            self.pollers.append(MemoryPoller(mapping, handler,
+                                             backend.sqs.by_url(mapping.queue_url),
+                                             on_error=self._record_error))
+        self.schedules = backend.scheduler
+
+    def _name_trigger_queue(self) -> None:
+        queue_arn = self.stack.environment.get(TRIGGER_QUEUE_ENV)
+        if queue_arn:  # as on Lambda, where the function's environment names it
+            self._saved_env[TRIGGER_QUEUE_ENV] = os.environ.get(TRIGGER_QUEUE_ENV)
+            os.environ[TRIGGER_QUEUE_ENV] = queue_arn
+
+    def _install_runtime(self) -> None:
+        self.client: Client = self.runtime.client
+        self.client.env = self  # type: ignore[attr-defined]
+        self._previous_runtime = _runtime.install(self.runtime)  # the outer one's, or None
+        self._installed = True
+
+    def _enter_moto(self) -> None:
         from moto import mock_aws
 
-        from ._client import triggers as _triggers
         from ._local import eventbus as _eventbus
         from ._local import motoserver as _motolocal
         from ._local import template as _template
 
-        _triggers.check_triggers(self.app)
         _motolocal.serialize_dispatch()
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
@@ -151,7 +231,7 @@ class WorkflowEnvironment:
         if self.time_skipping:
             self._sqs_clock = _motolocal.SqsClock(self.clock).__enter__()
         session = _motolocal.session()
-        template = load_template(self._template_path)
+        template = _parsed_template(self._template_path)
         WorkflowEnvironment._instances += 1  # moto's state is global: names must not clash
         stack_name = f"ostinato{WorkflowEnvironment._instances}"
         self.stack = _template.create(template, session, stack_name=stack_name,
@@ -159,21 +239,14 @@ class WorkflowEnvironment:
         self.rules = _eventbus.create_rules(template, self.stack, session, stack_name,
                                             _eventbus.local_parameters(template, self.app))
         self.settings = Settings.from_mapping(self.stack.environment)
-        queue_arn = self.stack.environment.get(TRIGGER_QUEUE_ENV)
-        if queue_arn:  # as on Lambda, where the function's environment names it
-            self._saved_env[TRIGGER_QUEUE_ENV] = os.environ.get(
-                TRIGGER_QUEUE_ENV)
-            os.environ[TRIGGER_QUEUE_ENV] = queue_arn
+        self._name_trigger_queue()
         self.sqs = session.client("sqs")
         self.scheduler = session.client("scheduler")
         self.runtime = _runtime.build(self.settings, self.app, clock=self.clock,
                                       client_cls=_EnvClient)
         self.runtime.transport.sqs = self.sqs
         self.runtime.transport.scheduler._client = self.scheduler
-        self.client: Client = self.runtime.client
-        self.client.env = self  # type: ignore[attr-defined]
-        self._previous_runtime = _runtime.install(self.runtime)  # the outer one's, or None
-        self._installed = True
+        self._install_runtime()
         self._queue_names = {url.rsplit("/", 1)[-1]
                              for url in self.stack.queue_urls_by_arn.values()}
         for mapping in self.stack.queue_mappings:
@@ -205,6 +278,7 @@ class WorkflowEnvironment:
             else:
                 os.environ[key] = value
         self._saved_env.clear()
+        self._memory = None
         if self._sqs_clock is not None:
             self._sqs_clock.__exit__()
             self._sqs_clock = None
@@ -251,6 +325,8 @@ class WorkflowEnvironment:
     def next_due(self) -> float | None:
         from ._local.motoserver import next_sqs_due
 
+        if self._memory is not None:
+            return self._memory.next_due(self.clock())  # type: ignore[no-any-return]
         times = [t for t in (next_sqs_due(self.clock(), self._queue_names),
                              self.schedules.next_due())
                  if t is not None]
@@ -297,8 +373,11 @@ class WorkflowEnvironment:
 
         self._check_active()
         full = _eventbus.as_event(event, self.clock())
-        with exempt():
-            _eventbus.deliver(self.rules, full, self.sqs)
+        if self._memory is not None:
+            self._memory.events.publish(full)
+        else:
+            with exempt():
+                _eventbus.deliver(self.rules, full, self.sqs)
         self.drain()
         return full
 

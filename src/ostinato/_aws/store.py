@@ -24,7 +24,6 @@ Every write is conditional; a failed condition becomes a typed error here and no
 from __future__ import annotations
 
 import functools
-import hashlib
 import heapq
 import zlib
 from collections.abc import Iterator
@@ -43,19 +42,16 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from .._core import history as h
-from .._core.errors import InvalidPageTokenError
+from .._core.listing import HEAD_INLINE_BYTES, LIST_SHARDS, shard_of
+from .._core.listing import list_keys as _list_keys
+from .._core.listing import page_starts as _page_starts
 from .._core.serde import dumps, loads
 from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
 from .heartbeats import HeartbeatItems
 
-#: Index shards per status, per type and overall (DESIGN: no partition per status value).
-LIST_SHARDS = 8
 #: What the list indexes carry besides their keys: everything describe shows but arguments.
 LISTED = ["run_id", "workflow_type", "status", "close_time", "result", "result_spilled",
           "failure", "custom_status", "task_failure"]
-#: A result larger than this stays in the run's last batch instead of the head (and indexes).
-HEAD_INLINE_BYTES = 32 * 1024
-
 #: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
 ITEM_CHUNK = 300_000
 
@@ -166,11 +162,6 @@ def _models(table_name: str, region: str) -> tuple[Any, Any, Any, Any]:
     return HeadItem, BatchItem, HeartbeatItem, OutcomeItem
 
 
-def shard_of(workflow_id: str) -> int:
-    """The list-index shard of a workflow id (stable across its runs)."""
-    return int.from_bytes(hashlib.sha256(workflow_id.encode()).digest()[:4], "big") % LIST_SHARDS
-
-
 def _batch_sk(number: int) -> str:
     return f"B#{number:010d}"
 
@@ -187,37 +178,6 @@ def _to_batch(head: Any, parts: list[Any]) -> h.Batch:
 
 def _byte_chunks(data: bytes, size: int = ITEM_CHUNK) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)] or [b""]
-
-
-def _page_starts(token: Any, key_attr: str, prefix: str, low: float, high: float,
-                 ) -> dict[int, Any]:
-    """The per-shard start keys of a page token, checked (a forged one is refused, never
-    sent to DynamoDB): `InvalidPageTokenError`."""
-    starts = token.get("shards") if isinstance(token, dict) else None
-    if not isinstance(starts, dict) or not starts:
-        raise InvalidPageTokenError("not a page token of this listing")
-    out: dict[int, Any] = {}
-    for name, key in starts.items():
-        if not (isinstance(name, str) and name.isdigit() and int(name) < LIST_SHARDS):
-            raise InvalidPageTokenError("not a page token of this listing")
-        shard = int(name)
-        if key is not None:
-            try:
-                ok = (set(key) == {"pk", "sk", key_attr, "start_time"}
-                      and key["pk"]["S"].startswith("W#") and key["sk"] == {"S": "HEAD"}
-                      and key[key_attr] == {"S": f"{prefix}{shard}"}
-                      and low <= float(key["start_time"]["N"]) <= high)
-            except (TypeError, KeyError, AttributeError, ValueError):
-                ok = False
-            if not ok:
-                raise InvalidPageTokenError("not a page token of this listing")
-        out[shard] = key
-    return out
-
-
-def _list_keys(workflow_id: str, status: str, workflow_type: str) -> dict[str, str]:
-    shard = shard_of(workflow_id)
-    return {"ls": f"{status}#{shard}", "lt": f"{workflow_type}#{shard}", "la": str(shard)}
 
 
 @functools.cache

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workflows", type=int, default=4, help="workflows per schedule")
     parser.add_argument("--fault-rate", type=float, default=0.04,
                         help="share of AWS calls failed, half before and half after they act")
-    parser.add_argument("--backend", default=None, help="the WorkflowEnvironment backend")
+    parser.add_argument("--backend", default="moto",
+                        help="the WorkflowEnvironment backend (default moto: the faults are "
+                        "injected at botocore, which the memory backend never calls)")
     opts = parser.parse_args(argv)
 
     from ...testing import WorkflowEnvironment

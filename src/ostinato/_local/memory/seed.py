@@ -14,9 +14,9 @@ import json
 from collections import deque
 from typing import Any
 
-from .._core import history as h
-from .._core import wire
-from .._engine.ports import AppendConflict, Head
+from ..._core import history as h
+from ..._core import wire
+from ..._engine.ports import AppendConflict, Head
 
 
 class MemStore:
