@@ -169,6 +169,16 @@ def env(make_env: Any) -> WorkflowEnvironment:
     return environment
 
 
+@pytest.fixture
+def moto_env(make_env: Any) -> WorkflowEnvironment:
+    """For the tests that inject faults at botocore (the moto backend's AWS calls)."""
+    hooks.clear()
+    seen.clear()
+    environment: WorkflowEnvironment = make_env(app, backend="moto")
+    environment.engine.activities.heartbeat_throttle = 0.0
+    return environment
+
+
 def decide(env: WorkflowEnvironment, advance: float = 0.0) -> None:
     """Run the workflow-task handler on what its queue holds (as a concurrent Lambda would)."""
     if advance:
@@ -434,7 +444,8 @@ def test_an_async_activity_learns_the_same_way(env):
 
 
 # -- crashes and redelivery --------------------------------------------------------------------
-def test_a_crash_between_the_append_and_the_flag_write_is_repaired(env):
+def test_a_crash_between_the_append_and_the_flag_write_is_repaired(moto_env):
+    env = moto_env
     def flag_write(call: Call) -> str | None:
         if call.operation == "UpdateItem" and "cancel_requested" in json.dumps(
                 call.params, default=str) and not injector.injected:
@@ -466,7 +477,8 @@ def test_a_crash_between_the_append_and_the_flag_write_is_repaired(env):
     assert kinds.count("ActivityTaskCanceled") == 1
 
 
-def test_a_redelivered_activity_task_after_its_cancellation_runs_nothing(env):
+def test_a_redelivered_activity_task_after_its_cancellation_runs_nothing(moto_env):
+    env = moto_env
     poller = next(p for p in env.pollers
                   if p.mapping.handler.startswith("functions.activity_task"))
     activity_queue = poller.mapping.queue_url

@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 
+import pytest
+
 from ostinato._core import history as h
+from ostinato._local.memory import store as store_module
 from ostinato._local.sim import __main__ as simulate
 from ostinato._local.sim.invariants import check_plan, history_problems
 from ostinato._local.sim.workload import Plan, draw, expected
 
 
-def test_schedules_under_faults_keep_every_invariant(capsys):
-    assert simulate.main(["--schedules", "3", "--seed", "100", "--workflows", "3"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "simulation: 3 schedules, 0 violations"
-    assert out[0].startswith("faults injected: ") and not out[0].startswith("faults injected: 0")
+def simulate_lines(capsys, *argv: str) -> tuple[int, list[str]]:
+    status = simulate.main(list(argv))
+    return status, capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.slow
+def test_two_thousand_schedules_under_faults_keep_every_invariant(capsys):
+    """CI's share of the simulation: 2,000 seeded schedules on the memory backend."""
+    status, out = simulate_lines(capsys, "--schedules", "2000", "--seed", "0")
+    assert out[-1] == "simulation: 2000 schedules, 0 violations", out[-12:]
+    assert status == 0
+    faults = next(line for line in out if line.startswith("faults injected: "))
+    injected = int(faults.split()[2])
+    assert injected > 2000  # faults before and after every kind of call, not a quiet run
+
+
+def test_the_moto_backend_runs_the_same_simulation(capsys):
+    status, out = simulate_lines(capsys, "--schedules", "2", "--seed", "100", "--workflows",
+                                 "3", "--backend", "moto")
+    assert out[-1] == "simulation: 2 schedules, 0 violations" and status == 0
+    assert not out[0].startswith("faults injected: 0")
+
+
+def test_the_simulation_finds_a_store_that_lets_a_conditional_put_through(capsys,
+                                                                          monkeypatch):
+    """The mutation check: the memory table's append loses its condition (a second put of a
+    batch number overwrites the first), and the simulation must notice."""
+    def unconditional_append(self, run_id, batch):
+        item = store_module._BatchItem(batch.number, batch.first_event_id, float(batch.time),
+                                       bool(batch.decided), tuple(batch.consumed),
+                                       h.encode_body(batch))
+        with self._lock:
+            run = self._run(run_id)
+            if batch.number not in run.batches:
+                bisect.insort(run.numbers, batch.number)
+            run.batches[batch.number] = item
+
+    monkeypatch.setattr(store_module.MemoryStore, "append", unconditional_append)
+    status, out = simulate_lines(capsys, "--schedules", "30", "--seed", "0")
+    assert status == 1
+    assert out[-1].startswith("simulation: 30 schedules, ")
+    assert not out[-1].endswith(" 0 violations")
+    replay = next(line for line in out if line.startswith("replay the first failing seed: "))
+    assert replay.endswith("scripts/simulate.sh --seed 12 --schedules 1 --workflows 4")
 
 
 def test_the_same_seed_draws_the_same_workload():

@@ -347,6 +347,20 @@ def test_heartbeats_keep_the_latest_attempt(store: Any) -> None:
     assert store.load_heartbeat("r1", 2) is None
 
 
+def test_the_cancel_flag_is_read_back_by_heartbeats(store: Any) -> None:
+    assert store.heartbeat_state("r1", 4) == (None, False)
+    assert store.save_heartbeat("r1", 4, 1, {"done": 1}) is False
+    store.request_activity_cancel("r1", 4)
+    store.request_activity_cancel("r1", 4)  # a repeated request changes nothing
+    assert store.heartbeat_state("r1", 4) == ({"done": 1}, True)
+    assert store.save_heartbeat("r1", 4, 1, {"done": 2}) is True   # the write returns the flag
+    assert store.save_heartbeat("r1", 4, 0, {"stale": 1}) is False  # a stale attempt loses
+    assert store.heartbeat_state("r1", 4) == ({"done": 2}, True)
+    store.request_activity_cancel("r1", 5)  # before any heartbeat: the first one learns it
+    assert store.heartbeat_state("r1", 5) == (None, True)
+    assert store.save_heartbeat("r1", 5, 1, None) is True
+
+
 # -- schedule items -----------------------------------------------------------------------------
 def record(name: str, **extra: Any) -> ScheduleRecord:
     return ScheduleRecord(name=name, workflow_type="T", args=[name, 1],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,7 @@ class _Run:
         self.claims: dict[int, str] = {}
         self.updates: dict[str, str] = {}
         self.heartbeats: dict[int, tuple[int, str]] = {}
+        self.cancel_requested: set[int] = set()  # activities whose cancel flag is raised
 
 
 def _index_key(item: _HeadItem, key_attr: str) -> dict[str, Any]:
@@ -109,6 +110,10 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        #: When set, an eventually consistent read of a run's batches misses its newest one
+        #: whenever this says so (as DynamoDB may, for a moment after the write); the
+        #: simulation draws it from its seed. Strongly consistent reads never miss.
+        self.stale_read: Callable[[], bool] | None = None
         self._heads: dict[str, _HeadItem] = {}
         self._runs: dict[str, _Run] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
@@ -223,16 +228,21 @@ class MemoryStore:
     # -- history ------------------------------------------------------------------------
     def load_batches(self, run_id: str, after: int = 0, consistent: bool = True,
                      ) -> list[h.Batch]:
-        """The run's batches numbered above `after`, in order (always strongly consistent)."""
+        """The run's batches numbered above `after`, in order (an eventually consistent read
+        may miss the newest, see `stale_read`)."""
         return self.history_page(run_id, after, consistent=consistent)[0]
 
-    def _items_after(self, run_id: str, after: int) -> list[_BatchItem]:
+    def _items_after(self, run_id: str, after: int, consistent: bool = True,
+                     ) -> list[_BatchItem]:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
                 return []
             start = bisect.bisect_right(run.numbers, after)
-            return [run.batches[n] for n in run.numbers[start:]]
+            items = [run.batches[n] for n in run.numbers[start:]]
+        if items and not consistent and self.stale_read is not None and self.stale_read():
+            items.pop()
+        return items
 
     def history_page(self, run_id: str, after: int = 0, max_bytes: int | None = None,
                      consistent: bool = True) -> tuple[list[h.Batch], bool]:
@@ -240,7 +250,7 @@ class MemoryStore:
         one), and whether more follow."""
         batches: list[h.Batch] = []
         size = 0
-        for item in self._items_after(run_id, after):
+        for item in self._items_after(run_id, after, consistent):
             if max_bytes is not None and batches and size >= max_bytes:
                 return batches, True
             batch = item.to_batch()
@@ -299,19 +309,34 @@ class MemoryStore:
         return None if stored is None else loads(stored)  # type: ignore[no-any-return]
 
     # -- heartbeats ---------------------------------------------------------------------
-    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> None:
-        """Record details unless a later attempt already did (a stale attempt loses quietly)."""
+    def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
+        """Record details unless a later attempt already did (a stale attempt loses quietly);
+        True when cancellation was requested (read in the same call, as the UpdateItem does)."""
         with self._lock:
-            beats = self._run(run_id).heartbeats
-            stored = beats.get(seq)
-            if stored is None or stored[0] <= attempt:
-                beats[seq] = (attempt, dumps(details))
+            run = self._run(run_id)
+            stored = run.heartbeats.get(seq)
+            if stored is not None and stored[0] > attempt:
+                return False
+            run.heartbeats[seq] = (attempt, dumps(details))
+            return seq in run.cancel_requested
 
     def load_heartbeat(self, run_id: str, seq: int) -> Any:
+        return self.heartbeat_state(run_id, seq)[0]
+
+    def heartbeat_state(self, run_id: str, seq: int) -> tuple[Any, bool]:
+        """The last details (None if none) and the cancel flag, in one read."""
         with self._lock:
             run = self._runs.get(run_id)
-            stored = None if run is None else run.heartbeats.get(seq)
-        return None if stored is None else loads(stored[1])
+            if run is None:
+                return None, False
+            stored = run.heartbeats.get(seq)
+            cancelled = seq in run.cancel_requested
+        return (None if stored is None else loads(stored[1])), cancelled
+
+    def request_activity_cancel(self, run_id: str, seq: int) -> None:
+        """Raise the cancel flag once (a repeated request changes nothing)."""
+        with self._lock:
+            self._run(run_id).cancel_requested.add(seq)
 
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:

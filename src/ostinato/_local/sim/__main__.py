@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
 
@@ -23,25 +24,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workflows", type=int, default=4, help="workflows per schedule")
     parser.add_argument("--fault-rate", type=float, default=0.04,
                         help="share of AWS calls failed, half before and half after they act")
-    parser.add_argument("--backend", default="moto",
-                        help="the WorkflowEnvironment backend (default moto: the faults are "
-                        "injected at botocore, which the memory backend never calls)")
+    parser.add_argument("--backend", default="memory", choices=["memory", "moto"],
+                        help="the WorkflowEnvironment backend; faults are injected at its "
+                        "AWS calls (the memory clients, or botocore for moto)")
     opts = parser.parse_args(argv)
 
     from ...testing import WorkflowEnvironment
     from ..faults import FaultInjector
+    from ..memory.faults import MemoryFaultInjector
     from .driver import play, schedule_command
     from .workload import app
 
-    kwargs = {} if opts.backend is None else {"backend": opts.backend}
+    injector_type: Any = MemoryFaultInjector if opts.backend == "memory" else FaultInjector
     violations = runs = actions = 0
     faults: Counter[str] = Counter()
     first_failing: int | None = None
     began = time.perf_counter()
-    with WorkflowEnvironment(app, **kwargs) as env:
+    shared = None if opts.backend == "memory" else WorkflowEnvironment(app, backend="moto")
+    if shared is not None:  # a moto environment takes seconds to build: one for all seeds
+        shared.__enter__()
+    try:
         for seed in range(opts.seed, opts.seed + opts.schedules):
-            injector = FaultInjector.seeded(seed, opts.fault_rate) if opts.fault_rate else None
-            outcome = play(env, seed, opts.workflows, injector)
+            injector = (injector_type.seeded(seed, opts.fault_rate) if opts.fault_rate
+                        else None)
+            if shared is None:  # each seed in a fresh memory stack, so it replays alone
+                with WorkflowEnvironment(app, backend="memory") as env:
+                    outcome = play(env, seed, opts.workflows, injector)
+            else:
+                outcome = play(shared, seed, opts.workflows, injector)
             runs += outcome.runs
             actions += outcome.actions
             if injector is not None:
@@ -53,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed}: {len(outcome.violations)} violation(s)")
                 for line in outcome.violations[:10]:
                     print(f"  {line}")
+    finally:
+        if shared is not None:
+            shared.__exit__(None, None, None)
     took = time.perf_counter() - began
     print(f"faults injected: {sum(faults.values())} "
           f"({', '.join(f'{k} {n}' for k, n in faults.most_common(8))})")

@@ -34,11 +34,17 @@ class Outcome:
     runs: int = 0            # workflows checked: the plans', their children, scheduled runs
 
 
-def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome:
+def play(env: Any, seed: int, workflows: int = 4, faults: Any = None,
+         stale_reads: float = 0.2) -> Outcome:
     """Run one schedule: `workflows` random plans under `faults` (a context manager, e.g. a
-    `FaultInjector`), then check every invariant with the faults lifted."""
+    `FaultInjector`) and, on the memory backend, eventually consistent reads that miss the
+    newest batch with probability `stale_reads`; then check every invariant with the faults
+    lifted."""
     rng = random.Random(seed)
     plans = [draw(rng, f"s{seed}-w{i}") for i in range(workflows)]
+    if hasattr(env.client.store, "stale_read"):  # the memory table: eventually consistent
+        lag = random.Random(seed * 7919 + 1)      # reads miss the newest batch at times
+        env.client.store.stale_read = lambda: lag.random() < stale_reads
     outcome = Outcome(seed, plans)
     client = env.client
     first_runs: dict[str, str] = {}
