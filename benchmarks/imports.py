@@ -28,15 +28,15 @@ read-only); site-packages were byte-compiled by pip.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from .harness import ROOT, timed
+from .harness import ROOT, summarize
 
 #: functions/<dir> -> the events/ fixture its first call is fed (made unreadable, see above)
 FIXTURES = {"workflow_task": "sqs_workflow_task.json", "activity_task": "sqs_activity_task.json",
@@ -91,24 +91,27 @@ print("\\n" + json.dumps({{"result": repr(result)[:200],
 """
 
 
-def handler_modules() -> list[str]:
+def handler_modules(root: Path = ROOT) -> list[str]:
     wanted = list(FIXTURES)
-    present = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+    present = sorted(p.parent.name for p in (root / "functions").glob("*/app.py"))
     ordered = [m for m in wanted if m in present] + [m for m in present if m not in wanted]
     return [f"functions.{m}.app" for m in ordered]
 
 
-def _subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The child's PYTHONPATH: the checkout (for `functions`) and its `src`, then the caller's."""
-    path = os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, **(extra or {}), "PYTHONPATH": path.rstrip(os.pathsep)}
+def _subprocess_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The child's PYTHONPATH: the checkout (for `functions`) and its `src`, then the
+    caller's minus any other checkout's `src` (so `--against` measures that checkout)."""
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                 if p and not p.rstrip("/").endswith("src")]
+    path = os.pathsep.join([str(root), str(root / "src"), *inherited])
+    return {**os.environ, **(extra or {}), "PYTHONPATH": path}
 
 
-def import_time_ms(module: str) -> dict[str, float]:
+def import_time_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     """Wall and CPU ms of `import module` in a fresh interpreter (interpreter start excluded)."""
     code = ("import time; w, c = time.perf_counter(), time.process_time(); import " + module +
             "; print(time.perf_counter() - w, time.process_time() - c)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_subprocess_env(),
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=_subprocess_env(root),
                          capture_output=True, text=True, check=True)
     wall, cpu = (float(x) * 1000 for x in out.stdout.split())
     return {"wall_ms": wall, "cpu_ms": cpu}
@@ -116,7 +119,7 @@ def import_time_ms(module: str) -> dict[str, float]:
 
 def unreadable(name: str) -> str:
     """The handler's fixture with its payload made unreadable (see the module docstring)."""
-    event = json.loads((ROOT / "events" / FIXTURES[name]).read_text())
+    event = json.loads((ROOT / "events" / FIXTURES[name]).read_text())  # this checkout's
     if "Records" in event:
         for record in event["Records"]:
             record["body"] = "not json"
@@ -125,11 +128,12 @@ def unreadable(name: str) -> str:
     return json.dumps(event)
 
 
-def first_call_ms(module: str) -> dict[str, float]:
+def first_call_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     """Import, runtime build and one invocation, ms since the import began (fresh interpreter)."""
     name = module.split(".")[1]
     code = _FIRST_CALL.format(name=name, event=unreadable(name))
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_subprocess_env(STACK_ENV),
+    env = _subprocess_env(root, STACK_ENV)
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
                          capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"first call of {module} failed:\n{out.stderr[-2000:]}")
@@ -138,10 +142,10 @@ def first_call_ms(module: str) -> dict[str, float]:
     return figures
 
 
-def importtime(module: str) -> list[tuple[str, int, int, int]]:
+def importtime(module: str, root: Path = ROOT) -> list[tuple[str, int, int, int]]:
     """`python -X importtime -c 'import module'`: (name, depth, self us, cumulative us)."""
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import " + module],
-                         cwd=ROOT, env=_subprocess_env(), capture_output=True, text=True,
+                         cwd=root, env=_subprocess_env(root), capture_output=True, text=True,
                          check=True)
     rows = []
     for line in out.stderr.splitlines():
@@ -154,10 +158,11 @@ def importtime(module: str) -> list[tuple[str, int, int, int]]:
     return rows
 
 
-def import_top(module: str, top: int = 8) -> dict[str, list[tuple[str, float]]]:
+def import_top(module: str, top: int = 8,
+               root: Path = ROOT) -> dict[str, list[tuple[str, float]]]:
     """What dominates importing `module`: the heaviest modules by cumulative ms (leaving out
     the handler's own chain of re-exports) and self ms summed by top-level package."""
-    rows = importtime(module)
+    rows = importtime(module, root)
     chain = {"functions", module.rsplit(".", 1)[0], module, "ostinato.lambda_handlers"}
     cumulative: dict[str, float] = {}
     for name, _, _, cum_us in rows:  # a package imported twice over (`a.b` then `a`): its max
@@ -171,18 +176,32 @@ def import_top(module: str, top: int = 8) -> dict[str, list[tuple[str, float]]]:
     return {"cumulative": heaviest, "self_by_package": packages}
 
 
-def run_imports(runs: int, verbose: bool) -> dict[str, Any]:
+def run_imports(runs: int, verbose: bool, roots: tuple[Path, ...] = (ROOT,)) -> dict[str, Any]:
     """Per handler: import time, first-call time (both over `runs` fresh interpreters) and
-    what dominates its import."""
-    result: dict[str, Any] = {}
+    what dominates its import. With several checkouts (`--against`) their runs alternate, so
+    a shared machine's load falls on all of them alike; results are keyed by checkout."""
+    results: dict[str, Any] = {str(root): {} for root in roots}
     for module in handler_modules():
-        result[module] = {
-            "import": timed(functools.partial(import_time_ms, module), runs,
-                            f"import {module}", verbose),
-            "first_call": timed(functools.partial(first_call_ms, module), runs,
-                                f"first call {module}", verbose),
-            "top": import_top(module)}
-    return result
+        samples: dict[Path, dict[str, list[Any]]] = {r: {"import": [], "first": []} for r in roots}
+        for i in range(runs):
+            for root in roots:
+                samples[root]["import"].append(import_time_ms(module, root))
+                samples[root]["first"].append(first_call_ms(module, root))
+                if verbose:
+                    print(f"  {module} run {i + 1}/{runs} [{root}]: import "
+                          f"{samples[root]['import'][-1]['wall_ms']:.0f} ms, first call "
+                          f"{samples[root]['first'][-1]['first_call_ms']:.0f} ms",
+                          file=sys.stderr, flush=True)
+        for root in roots:
+            results[str(root)][module] = {
+                "import": _summaries(samples[root]["import"]),
+                "first_call": _summaries(samples[root]["first"]),
+                "top": import_top(module, root=root)}
+    return results if len(roots) > 1 else results[str(ROOT)]
+
+
+def _summaries(samples: list[dict[str, float]]) -> dict[str, Any]:
+    return {k: summarize([s[k] for s in samples]) for k in samples[0]}
 
 
 def print_imports(res: dict[str, Any], out: Any = print) -> None:
@@ -208,11 +227,18 @@ def print_imports(res: dict[str, Any], out: Any = print) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per figure")
+    parser.add_argument("--against", metavar="CHECKOUT", type=Path,
+                        help="also measure another checkout (e.g. main's), runs alternating")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = parser.parse_args(argv)
-    res = run_imports(args.runs, args.verbose)
-    print_imports(res)
+    roots = (ROOT, args.against.resolve()) if args.against else (ROOT,)
+    res = run_imports(args.runs, args.verbose, roots)
+    for root in roots if args.against else ():
+        print(f"\n== {root}")
+        print_imports(res[str(root)])
+    if not args.against:
+        print_imports(res)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
