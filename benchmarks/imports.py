@@ -8,21 +8,24 @@ Two figures per handler, both medians (min, max) over fresh interpreters:
   start-up is not counted). This is what Lambda's Init phase runs.
 - **first call**: the import, then the first invocation's setup and one invocation: the runtime
   built from the environment (`_runtime.get()`: settings, the workflow code, the adapters and
-  their boto3 clients), then the handler called once with its `events/*.json` fixture made
-  unreadable (SQS bodies that are not JSON; an API request whose body fails validation), so it
-  runs the whole trigger-parsing path and answers without any AWS call (an SQS batch whose
-  every record failed raises, as Powertools does: the child catches it). What it leaves out, the
-  same before and after: the network, and pynamodb's botocore client, made on a model's first
-  request. A cost moved out of the import shows up here.
+  their boto3 clients) and what the handler's path makes before its first AWS call (the
+  decider, the activity worker, the client: `PATH_SETUP`), then the handler called once with
+  its `events/*.json` fixture made unreadable (SQS bodies that are not JSON; an API request
+  whose body fails validation), so it runs the whole trigger-parsing path and answers without
+  any AWS call (an SQS batch whose every record failed raises, as Powertools does: the child
+  catches it). What it leaves out, the same before and after: the network, and pynamodb's
+  botocore client, made on a model's first request. A cost moved out of the import shows up
+  here.
 
 Then, per handler, what dominates the import (one `python -X importtime` run): the heaviest
 modules by cumulative time (nested: a package's figure includes what it imports) and the self
 time summed by top-level package.
 
 The children inherit this process's environment: with PYTHONDONTWRITEBYTECODE set (as on
-these machines) ostinato's own modules are compiled from source in every child, as they are
-on Lambda when the deployment package holds no `__pycache__` (its code directory is
-read-only); site-packages were byte-compiled by pip.
+these machines) ostinato's own modules, which have no `__pycache__` here, are compiled from
+source in every child; the virtualenv's packages were byte-compiled by pip. On Lambda the
+code directory is read-only, so whatever the deployment package holds without bytecode is
+compiled at every cold start the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ from .harness import ROOT, summarize
 FIXTURES = {"workflow_task": "sqs_workflow_task.json", "activity_task": "sqs_activity_task.json",
             "timer": "sqs_timer_wakeup.json", "events": "sqs_trigger_event.json",
             "api": "api_start_workflow.json"}
+
+#: what the handler's first real record makes before its first AWS call, touched explicitly
+#: because the unreadable record stops short of it (the engine makes its workers on first use)
+PATH_SETUP = {"workflow_task": "rt.engine.decider", "activity_task": "rt.engine.activities",
+              "timer": "", "events": "rt.client; import ostinato._client.triggers",
+              "api": "rt.client"}
 
 #: the environment a deployed function has (template.yaml), with made-up names: nothing is
 #: called, so nothing needs to exist
@@ -68,7 +77,8 @@ w0, c0 = time.perf_counter(), time.process_time()
 import functions.{name}.app as app
 w1, c1 = time.perf_counter(), time.process_time()
 from ostinato import _runtime
-_runtime.get()
+rt = _runtime.get()
+{setup}
 w2, c2 = time.perf_counter(), time.process_time()
 
 class Context:
@@ -131,7 +141,7 @@ def unreadable(name: str) -> str:
 def first_call_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     """Import, runtime build and one invocation, ms since the import began (fresh interpreter)."""
     name = module.split(".")[1]
-    code = _FIRST_CALL.format(name=name, event=unreadable(name))
+    code = _FIRST_CALL.format(name=name, event=unreadable(name), setup=PATH_SETUP[name])
     env = _subprocess_env(root, STACK_ENV)
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
                          capture_output=True, text=True)

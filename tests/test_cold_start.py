@@ -1,8 +1,10 @@
 """Cold start: each Lambda handler loads what its own path needs, and nothing else.
 
 Each check runs in a fresh interpreter, imports `functions/<name>/app.py` as Lambda does, then
-(as its first invocation does) builds the runtime from a stack's environment and calls the
-handler once with its `events/*.json` fixture made unreadable, so that nothing reaches AWS.
+(as its first invocation does) builds the runtime from a stack's environment, makes what the
+handler's path makes before its first AWS call (the decider, the activity worker, the client)
+and calls the handler once with its `events/*.json` fixture made unreadable, so that nothing
+reaches AWS.
 The modules loaded after each step are compared with what that handler's path must not load,
 so an eager import added later fails here, without timing anything (the times are in
 `python -m benchmarks.imports`).
@@ -32,22 +34,24 @@ SQS_NOT_AT_IMPORT = (*NOT_AT_IMPORT, "pydantic", "ostinato._api", "ostinato._cli
                      "ostinato._core.cron", "ostinato._core.replay", "ostinato._core.instance",
                      "ostinato._core.context")
 
-#: handler -> (its events/ fixture, modules it must not load by the end of its first call)
+#: handler -> (its events/ fixture, what its path makes before the first AWS call, which
+#: the unreadable record stops short of, and modules it must not load by the end of it all)
 HANDLERS = {
-    "workflow_task": ("sqs_workflow_task.json", (
+    "workflow_task": ("sqs_workflow_task.json", "rt.engine.decider", (
         "pydantic", "ostinato._api", "ostinato._stack_client", "ostinato._client.client",
         "ostinato._client.triggers", "ostinato._client.schedules", "ostinato._core.cron")),
-    "activity_task": ("sqs_activity_task.json", (
+    "activity_task": ("sqs_activity_task.json", "rt.engine.activities", (
         "pydantic", "ostinato._api", "ostinato._stack_client", "ostinato._client.client",
         "ostinato._engine.decider", "ostinato._core.replay", "ostinato._core.instance",
         "ostinato._client.triggers", "ostinato._core.cron")),
-    "timer": ("sqs_timer_wakeup.json", (
+    "timer": ("sqs_timer_wakeup.json", "", (
         "pydantic", "ostinato._api", "ostinato._stack_client", "ostinato._client.client",
         "ostinato._engine.decider", "ostinato._engine.activities", "ostinato._core.replay",
         "ostinato._client.triggers", "ostinato._core.cron")),
-    "events": ("sqs_trigger_event.json", (
+    "events": ("sqs_trigger_event.json", "rt.client; import ostinato._client.triggers", (
         "pydantic", "ostinato._api", "ostinato._engine.decider", "ostinato._core.cron")),
-    "api": ("api_start_workflow.json", ("ostinato._engine.decider", "ostinato._engine.activities")),
+    "api": ("api_start_workflow.json", "rt.client",
+            ("ostinato._engine.decider", "ostinato._engine.activities")),
 }
 
 STACK_ENV = {
@@ -73,6 +77,9 @@ class Context:
     aws_request_id = "cold-start"
     def get_remaining_time_in_millis(self):
         return 300000
+from ostinato import _runtime
+rt = _runtime.get()
+{setup}
 try:
     result = app.handler(json.loads({event!r}), Context())
 except Exception as exc:  # every record unreadable: Powertools fails the whole batch
@@ -93,10 +100,10 @@ def unreadable(fixture: str) -> str:
 
 
 def cold_start(name: str) -> dict[str, object]:
-    fixture = HANDLERS[name][0]
+    fixture, setup, _ = HANDLERS[name]
     path = os.pathsep.join([str(ROOT), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, "-c", CHILD.format(name=name, event=unreadable(fixture))],
+        [sys.executable, "-c", CHILD.format(name=name, event=unreadable(fixture), setup=setup)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
         env={**os.environ, **STACK_ENV, "PYTHONPATH": path.rstrip(os.pathsep)})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -118,7 +125,7 @@ def test_a_handler_loads_only_its_own_path(name: str) -> None:
     # handler answered its (unreadable) event
     assert "botocore.client" in run["after_call"]  # type: ignore[operator]
     assert run["result"] not in ("None", "")
-    assert within(run["after_call"], HANDLERS[name][1]) == []  # type: ignore[arg-type]
+    assert within(run["after_call"], HANDLERS[name][2]) == []  # type: ignore[arg-type]
 
 
 def test_the_api_handler_is_built_on_first_use_only() -> None:
