@@ -101,6 +101,21 @@ print("\\n" + json.dumps({{"result": repr(result)[:200],
 """
 
 
+#: checkout -> a byte-compiled copy of its `src/ostinato` (`--bytecode`), used in its place
+_COMPILED: dict[Path, Path] = {}
+
+
+def byte_compiled(root: Path, into: Path) -> Path:
+    """A copy of `root`'s src/ostinato under `into`, byte-compiled as pip installs it."""
+    import compileall
+    import shutil
+
+    target = into / "src"
+    shutil.copytree(root / "src" / "ostinato", target / "ostinato")
+    compileall.compile_dir(target, quiet=1)
+    return target
+
+
 def handler_modules(root: Path = ROOT) -> list[str]:
     wanted = list(FIXTURES)
     present = sorted(p.parent.name for p in (root / "functions").glob("*/app.py"))
@@ -113,7 +128,7 @@ def _subprocess_env(root: Path, extra: dict[str, str] | None = None) -> dict[str
     caller's minus any other checkout's `src` (so `--against` measures that checkout)."""
     inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                  if p and not p.rstrip("/").endswith("src")]
-    path = os.pathsep.join([str(root), str(root / "src"), *inherited])
+    path = os.pathsep.join([str(root), str(_COMPILED.get(root, root / "src")), *inherited])
     return {**os.environ, **(extra or {}), "PYTHONPATH": path}
 
 
@@ -218,8 +233,8 @@ def print_imports(res: dict[str, Any], out: Any = print) -> None:
     def stat(s: dict[str, Any]) -> str:
         return f"{s['median']:6.0f} ms (min {s['min']:.0f}, max {s['max']:.0f}, n={s['runs']})"
 
-    bytecode = "compiled from source" if os.environ.get("PYTHONDONTWRITEBYTECODE") else \
-        "bytecode cache allowed"
+    bytecode = "byte-compiled" if _COMPILED else "compiled from source" if os.environ.get(
+        "PYTHONDONTWRITEBYTECODE") else "bytecode cache allowed"
     out(f"\nHandler cold start, fresh interpreter each run (ostinato's modules {bytecode}):")
     for module, r in res.items():
         first = r["first_call"]
@@ -240,9 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", metavar="CHECKOUT", type=Path,
                         help="also measure another checkout (e.g. main's), runs alternating")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--bytecode", action="store_true",
+                        help="run ostinato from byte-compiled copies (as a pip install holds it)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = parser.parse_args(argv)
     roots = (ROOT, args.against.resolve()) if args.against else (ROOT,)
+    if args.bytecode:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="ostinato-bytecode-"))
+        for i, root in enumerate(roots):
+            _COMPILED[root] = byte_compiled(root, tmp / str(i))
     res = run_imports(args.runs, args.verbose, roots)
     for root in roots if args.against else ():
         print(f"\n== {root}")

@@ -10,8 +10,8 @@ one it replaced, to restore later).
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,10 +44,18 @@ class Runtime:
     engine: Engine
     #: makes the client on first use of `client` (the SQS handlers never ask for one)
     make_client: Callable[[], Client] = field(repr=False)
+    _client: Client | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
 
-    @functools.cached_property
+    @property
     def client(self) -> Client:
-        return self.make_client()
+        """The runtime's client, made once, on first use, sharing the runtime's adapters."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.make_client()
+        return self._client
 
 
 _current: Runtime | None = None
