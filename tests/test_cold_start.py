@@ -24,15 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: what no handler's import loads: the AWS SDK and the adapters over it (built with the
 #: runtime, on the first invocation; Powertools imports the bare `botocore` package, to add
-#: its user agent, not its client machinery), the engine's workers, event triggers
+#: its user agent, not its client machinery), the engine's workers, event triggers, the
+#: replay core (the client replays for queries and updates only)
 NOT_AT_IMPORT = ("boto3", "botocore.client", "botocore.session", "botocore.config", "pynamodb",
                  "ostinato._aws.store", "ostinato._aws.transport", "ostinato._stack_client",
                  "ostinato._engine.decider", "ostinato._engine.activities",
-                 "ostinato._client.triggers")
-#: nor do the SQS handlers' imports load the client, the API's models, cron, schedules, replay
+                 "ostinato._client.triggers", "ostinato._core.replay", "ostinato._core.instance",
+                 "ostinato._core.context")
+#: nor do the SQS handlers' imports load the client, the API's models, cron or schedules
 SQS_NOT_AT_IMPORT = (*NOT_AT_IMPORT, "pydantic", "ostinato._api", "ostinato._client",
-                     "ostinato._core.cron", "ostinato._core.replay", "ostinato._core.instance",
-                     "ostinato._core.context")
+                     "ostinato._core.cron")
 
 #: handler -> (its events/ fixture, what its path makes before the first AWS call, which
 #: the unreadable record stops short of, and modules it must not load by the end of it all)
@@ -51,7 +52,7 @@ HANDLERS = {
     "events": ("sqs_trigger_event.json", "rt.client; import ostinato._client.triggers", (
         "pydantic", "ostinato._api", "ostinato._engine.decider", "ostinato._core.cron")),
     "api": ("api_start_workflow.json", "rt.client",
-            ("ostinato._engine.decider", "ostinato._engine.activities")),
+            ("ostinato._engine.decider", "ostinato._engine.activities", "ostinato._core.replay")),
 }
 
 STACK_ENV = {
