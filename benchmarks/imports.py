@@ -240,8 +240,9 @@ def print_imports(res: dict[str, Any], out: Any = print) -> None:
         first = r["first_call"]
         out(f"  {module:<28} import {stat(r['import']['wall_ms'])}  cpu "
             f"{r['import']['cpu_ms']['median']:.0f}")
-        out(f"  {'':<28}   + runtime  {first['runtime_ms']['median']:6.0f} ms   + first call "
-            f"{stat(first['first_call_ms'])}  cpu {first['first_call_cpu_ms']['median']:.0f}")
+        out(f"  {'':<28}   first call {stat(first['first_call_ms'])}  cpu "
+            f"{first['first_call_cpu_ms']['median']:.0f}  (runtime built at "
+            f"{first['runtime_ms']['median']:.0f} ms)")
         top = r["top"]
         out(f"  {'':<30}heaviest (cumulative ms): " + ", ".join(
             f"{n} {ms:.0f}" for n, ms in top["cumulative"]))
