@@ -16,6 +16,7 @@ from ostinato._core.replay import LocalOutcome, Replayer, check_document, info_f
 EXPECTED_PUBLIC_NAMES = {
     "ActivityContext", "ActivityError", "ActivityInfo", "App", "ApplicationError",
     "CallbackClosedError", "CallbackError", "CallbackNotFoundError", "ChildWorkflowError",
+    "DataConversionError",
     "Client", "Event", "EventTrigger", "InvalidScheduleError", "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError", "NonDeterminismError", "OstinatoError",
     "PayloadTooLargeError", "QueryRejectedError", "RetryPolicy", "UnknownTypeError",

@@ -108,3 +108,33 @@ def test_a_non_callable_local_activity_fails_the_workflow_clearly(make_env):
 def test_core_app_still_runs_registered_local_activities(make_env):
     env = make_env(core.app)
     assert env.client.start_workflow("local", 2).result() is not None
+
+
+@workflow
+async def approval_first(ctx: ostinato.WorkflowContext) -> list:
+    """Creates a callback and reaches a patch before anything else: with update-with-start,
+    both happen while the first task applies the update (found by the simulation)."""
+    cb = ctx.create_callback(timeout=timedelta(days=1))
+    new_path = ctx.patched("v2")
+    ctx.on_query("token", lambda: cb.token)
+    notes: list[str] = []
+
+    def note(text: str) -> int:
+        notes.append(text)
+        return len(notes)
+
+    ctx.on_update("note", note)
+    await ctx.sleep(60)  # a later task replays the first batch from history
+    return [await cb, new_path, notes]
+
+
+def test_a_callback_and_a_patch_made_in_an_update_with_starts_first_task_replay(make_env):
+    env = make_env(ostinato.App(workflows=[approval_first]))
+    handle, count = env.client.update_with_start(approval_first, id="uws-cb", update="note",
+                                                 update_args=["hi"])
+    assert count == 1
+    env.runtime.engine.history.forget(handle.run_id)  # the next decision replays cold
+    env.sleep(61)
+    # the token a query replays is the one the decider recorded, so it completes the callback
+    env.client.complete_callback(handle.query("token"), "approved")
+    assert handle.result() == ["approved", True, ["hi"]]

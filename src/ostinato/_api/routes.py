@@ -39,6 +39,7 @@ from .._client.schedules import (
     ScheduleAlreadyExistsError,
     ScheduleNotFoundError,
 )
+from .._core import converter
 from .._core.errors import (
     ActivityError,
     ApplicationError,
@@ -337,11 +338,7 @@ def query_workflow(workflow_id: WorkflowId, name: HandlerName,
                    ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
     result = _client().get_workflow_handle(workflow_id).query(name, *(body.args if body else []))
-    try:
-        dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise QueryRejectedError(f"query {name!r} returned a non-JSON value: {exc}") from None
-    return _json(200, {"result": result})
+    return _json(200, {"result": converter.encode(result, f"result of query {name!r}")})
 
 
 @app.post("/workflows/<workflow_id>/cancel", summary="Request cancellation",
@@ -383,7 +380,7 @@ def update_workflow(workflow_id: WorkflowId, name: HandlerName,
         logger.info("update failed", extra={"update": name})
         raise UpdateFailed(f"update {name!r} failed: {exc}") from exc
     logger.info("update completed", extra={"update": name})
-    return _json(200, {"result": result})
+    return _json(200, {"result": converter.encode(result, f"result of update {name!r}")})
 
 
 @app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback",

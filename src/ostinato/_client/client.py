@@ -30,7 +30,7 @@ from .._core.errors import (
     WorkflowClosedError,
 )
 from .._core.index import HistoryIndex
-from .._core.serde import check_payload, to_failure
+from .._core.serde import encode_payload, to_failure
 from .._engine.ports import EventBus, Head, Scheduler, StartConflict, Store, Transport
 from .handle import WorkflowDescription, WorkflowHandle
 
@@ -108,9 +108,9 @@ class Client:
             raise ValueError(f"id_conflict_policy must be one of {ID_CONFLICT_POLICIES}")
         workflow_type = type_name(workflow, "workflow")
         self.check_workflow_type(workflow_type)  # unknown types are refused before any send
-        check_payload("workflow arguments", list(args))
+        tree = encode_payload("workflow arguments", list(args))
         if start_signal is not None:
-            check_payload("signal arguments", list(start_signal_args or []))
+            encode_payload("signal arguments", list(start_signal_args or []))
         if id is not None and not WORKFLOW_ID.fullmatch(id):
             raise ValueError(f"workflow id {id!r}: use 1-128 printable ASCII characters "
                              "without '/' or spaces (it is an SQS message group id)")
@@ -118,12 +118,12 @@ class Client:
         rid = uuid.uuid4().hex
         # The wake-up goes first: a run that exists always has one on its way (see _engine).
         self.transport.send_workflow_task(wire.Start(wid, rid, keys.start(rid)))
-        head = Head(wid, rid, workflow_type, h.Status.RUNNING, self.clock(), list(args))
+        head = Head(wid, rid, workflow_type, h.Status.RUNNING, self.clock(), tree)
         try:
             self.store.create_head(head, only_new=id_reuse_policy == "reject_duplicate")
         except StartConflict as conflict:
             rid = self._on_conflict(conflict, head, id_conflict_policy)
-        handle = WorkflowHandle(self, wid, rid)
+        handle = WorkflowHandle(self, wid, rid, workflow=workflow)
         if start_signal is not None:
             handle.signal(start_signal, *(start_signal_args or []))
         return handle
@@ -157,21 +157,23 @@ class Client:
         run accepts (and validates) it in its first workflow task. A rejected update raises
         `UpdateRejectedError`; the workflow stays started.
         """
-        check_payload("update arguments", list(update_args or []))
+        tree = encode_payload("update arguments", list(update_args or []))
         handle = self.start_workflow(workflow, *args, id=id,
                                      id_conflict_policy=id_conflict_policy)
         assert handle.run_id is not None
-        return handle, handle._run_update(handle.run_id, update, list(update_args or []),
-                                          timeout)
+        return handle, handle._run_update(handle.run_id, update, tree, timeout)
 
-    def get_workflow_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
-        return WorkflowHandle(self, workflow_id, run_id)
+    def get_workflow_handle(self, workflow_id: str, run_id: str | None = None,
+                            workflow: Any = None) -> WorkflowHandle:
+        """A handle on `workflow_id` (its latest run unless `run_id`). With `workflow` (the
+        function), `result()` decodes by its return annotation."""
+        return WorkflowHandle(self, workflow_id, run_id, workflow=workflow)
 
     # -- external completion ------------------------------------------------------------
     def complete_callback(self, token: str, result: Any = None) -> None:
         """Complete the callback `token` with `result` (once: a second one is refused)."""
-        check_payload("callback result", result)
-        self._settle_callback(token, {"result": result})
+        tree = encode_payload("callback result", result)
+        self._settle_callback(token, {"result": tree})
 
     def fail_callback(self, token: str, error: Any) -> None:
         """Fail the callback `token`; the workflow's `await cb` raises `CallbackError`."""
@@ -185,7 +187,7 @@ class Client:
             failure = {"kind": "application", "type": "CallbackFailure", "message": str(error),
                        "non_retryable": True}
         failure.pop("stack", None)
-        check_payload("callback error", failure)
+        failure = encode_payload("callback error", failure)
         self._settle_callback(token, {"failure": failure})
 
     def heartbeat_callback(self, token: str) -> None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .._core import converter, keys, wire
 from .._core import history as h
-from .._core import keys, wire
 from .._core.errors import (
+    ApplicationError,
     QueryRejectedError,
     UpdateRejectedError,
     WorkflowCancelledError,
@@ -19,7 +20,7 @@ from .._core.errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
-from .._core.serde import check_payload, from_failure
+from .._core.serde import encode_payload, from_failure
 from .._engine.ports import Head
 
 if TYPE_CHECKING:
@@ -66,10 +67,13 @@ class WorkflowDescription:
 class WorkflowHandle:
     """A workflow id (and run) to signal, query, wait for, describe, cancel or terminate."""
 
-    def __init__(self, client: Client, workflow_id: str, run_id: str | None = None) -> None:
+    def __init__(self, client: Client, workflow_id: str, run_id: str | None = None,
+                 workflow: Any = None) -> None:
         self._client = client
         self.id = workflow_id
         self.run_id = run_id
+        fn = None if workflow is None or isinstance(workflow, str) else workflow
+        self._returns = converter.signature(fn, skip=1).returns
 
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.id!r}, run_id={self.run_id!r})"
@@ -97,11 +101,11 @@ class WorkflowHandle:
         Give the same `request_id` when retrying a call whose outcome you did not see: the
         signal is then recorded once.
         """
-        check_payload("signal arguments", list(args))
+        tree = encode_payload("signal arguments", list(args))
         rid = self._open_head().run_id
         key = keys.request(wire.Signal.KIND, request_id or uuid.uuid4().hex)
         self._client.transport.send_workflow_task(
-            wire.Signal(self.id, rid, key, name=name, args=list(args)))
+            wire.Signal(self.id, rid, key, name=name, args=tree))
 
     def cancel(self, reason: str | None = None) -> None:
         """Request cooperative cancellation: CancelledError at the workflow's current await."""
@@ -121,16 +125,18 @@ class WorkflowHandle:
 
         Raises `UpdateRejectedError` (validator refused it, unknown update, closed workflow:
         nothing is recorded) or the handler's error if it raised. Right after a start it
-        waits for the first workflow task (bounded by `timeout`).
+        waits for the first workflow task (bounded by `timeout`). The result is decoded by
+        the handler's return annotation.
         """
-        check_payload("update arguments", list(args))
+        tree = encode_payload("update arguments", list(args))
         head = self._open_head()
         replayer = self._replay(head, timeout=timeout)
-        replayer.instance.validate_update(name, list(args))  # refuse before anything is sent
-        return self._run_update(head.run_id, name, list(args), timeout)
+        replayer.instance.validate_update(name, tree)  # refuse before anything is sent
+        handler = replayer.instance.update_handlers[name][0]
+        return self._run_update(head.run_id, name, tree, timeout, handler)
 
-    def _run_update(self, run_id: str, name: str, args: list[Any],
-                    timeout: float | None) -> Any:
+    def _run_update(self, run_id: str, name: str, args: list[Any], timeout: float | None,
+                    handler: Any = None) -> Any:
         """Send the update to `run_id` (the decider validates it again) and wait for it."""
         uid = uuid.uuid4().hex
         self._client.transport.send_workflow_task(
@@ -143,7 +149,10 @@ class WorkflowHandle:
             raise UpdateRejectedError(outcome["rejected"])
         if "failure" in outcome:
             raise from_failure(outcome["failure"])
-        return outcome.get("result")
+        if handler is None and self._client.app is not None:  # update-with-start: no replay yet
+            handler = self._replay(self._head(), run_id).instance.update_handlers.get(name)
+        return converter.decode(outcome.get("result"), converter.signature(handler).returns,
+                                f"result of update {name!r}")
 
     def _replay(self, head: Head, run_id: str | None = None,
                 timeout: float | None = None) -> Replayer:
@@ -176,12 +185,22 @@ class WorkflowHandle:
         Right after a start, waits (up to `timeout` seconds) for the first workflow task.
         """
         head = self._head()
-        return self._replay(head, self.run_id, timeout).query(name, list(args))
+        instance = self._replay(head, self.run_id, timeout).instance
+        answer = instance.query(name, encode_payload("query arguments", list(args)))
+        handler = instance.query_handlers[name]
+        try:
+            return converter.decode(answer, converter.signature(handler).returns,
+                                    f"result of query {name!r}")
+        except ApplicationError as exc:
+            raise QueryRejectedError(str(exc)) from exc
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None, type: Any = None) -> Any:
         """Wait for the workflow to close; return its result or raise how it ended.
 
-        A run that continued as new is followed to the run that finally closes.
+        A run that continued as new is followed to the run that finally closes. The result
+        is decoded as `type`, else by the workflow function's return annotation when the
+        handle knows the function (`start_workflow(fn, ...)`, `get_workflow_handle(id,
+        workflow=fn)`), else it is plain JSON.
         """
         run_id = self.current_run_id()
         while True:
@@ -191,7 +210,8 @@ class WorkflowHandle:
             run_id = state["new_run_id"]
         match state["status"]:
             case h.Status.COMPLETED:
-                return state.get("result")
+                return converter.decode(state.get("result"), type or self._returns,
+                                        f"result of workflow {self.id!r}")
             case h.Status.FAILED:
                 failure = state.get("failure") or {}
                 cause = from_failure(failure)

@@ -30,7 +30,7 @@ from .._core import history as h
 from .._core import keys
 from .._core.definitions import type_name
 from .._core.errors import InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError
-from .._core.serde import check_payload, dumps
+from .._core.serde import dumps, encode_payload
 from .._engine.ports import ScheduleConflict, ScheduleRecord
 from .starts import Outcome, Starter, start_once
 
@@ -147,11 +147,11 @@ def create_schedule(client: Starter, name: str, workflow: Any, *args: Any,
         raise InvalidScheduleError(str(exc)) from None
     workflow_type = type_name(workflow, "workflow")
     client.check_workflow_type(workflow_type)  # UnknownTypeError before anything is written
-    check_payload("schedule arguments", list(args))
+    tree = encode_payload("schedule arguments", list(args))
 
     now = client.clock()
     anchor = float(int(now)) if isinstance(recurrence, _cron.Rate) else None
-    record = ScheduleRecord(name, workflow_type, list(args), recurrence.expression, timezone,
+    record = ScheduleRecord(name, workflow_type, tree, recurrence.expression, timezone,
                             overlap, now, anchor)
     try:
         client.store.create_schedule(record)

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import converter
+from .serde import encode_payload
+
 _current: contextvars.ContextVar[ActivityContext] = contextvars.ContextVar("ostinato_activity")
 
 
@@ -54,7 +57,7 @@ class ActivityContext:
                 raise TimeoutError(f"attempt {self.info.attempt} of activity "
                                    f"{self.info.activity_type!r} was abandoned: {self._abandoned}")
             self.last_beat = time.monotonic()
-            self._unsaved = (details,)
+            self._unsaved = (encode_payload("heartbeat details", details),)
             if self._save is not None and self.last_beat - self._last_saved >= self._throttle:
                 self.flush()
 
@@ -67,6 +70,13 @@ class ActivityContext:
             if self._save is not None and pending is not None:
                 self._save(pending[0])
                 self._last_saved = time.monotonic()
+
+    def heartbeat_details_as(self, type: Any) -> Any:
+        """The previous attempt's heartbeat details decoded as `type` (a dataclass, a pydantic
+        model, `list[Item]`, ...); None when it left none. `heartbeat_details` is plain JSON."""
+        if self.heartbeat_details is None:
+            return None
+        return converter.decode(self.heartbeat_details, type, "heartbeat details")
 
     def _abandon(self, reason: str) -> None:
         """The worker gives up on this attempt: save the details it last reported, then save

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from . import converter
 from .definitions import ActivityOptions, activity_definition, seconds, type_name
-from .serde import MAX_STATUS_BYTES, check_payload
+from .serde import MAX_STATUS_BYTES, encode_payload
 
 if TYPE_CHECKING:
     from .instance import WorkflowInfo, WorkflowInstance
@@ -65,9 +66,10 @@ class WorkflowContext:
 
         Per-call `options` (task_queue, start_to_close_timeout, schedule_to_close_timeout,
         heartbeat_timeout, retry) override the decorator's. Raises `ActivityError` once
-        retries are exhausted.
+        retries are exhausted. The result is decoded by the activity's return annotation.
         """
-        return await self._schedule(activity, args, options, local=False)
+        future, returns = self._schedule(activity, args, options, local=False)
+        return converter.decode(await future, returns, "result of activity")
 
     async def execute_local_activity(self, activity: Any, *args: Any, **options: Any) -> Any:
         """Run a short activity inline in the decider; its outcome is recorded in history.
@@ -76,29 +78,36 @@ class WorkflowContext:
         one is named by its module and qualified name in history, with default options
         overridden by `options`.
         """
-        return await self._schedule(activity, args, options, local=True)
+        future, returns = self._schedule(activity, args, options, local=True)
+        return converter.decode(await future, returns, "result of local activity")
 
     def _schedule(self, activity: Any, args: tuple[Any, ...], overrides: dict[str, Any],
-                  local: bool) -> asyncio.Future[Any]:
+                  local: bool) -> tuple[asyncio.Future[Any], Any]:
+        """The activity's future and the hint its result is decoded by."""
         if isinstance(activity, str):
             registered = self._instance.activities.get(activity)
             base = registered.options if registered is not None else ActivityOptions()
             options = base.merged(overrides)
             name = activity
+            fn = registered.fn if registered is not None else None
         elif local and getattr(activity, "__ostinato_activity__", None) is None:
             if not callable(activity):
                 raise TypeError(f"{activity!r} is not callable")
             options = ActivityOptions().merged(overrides)
             name = plain_name(activity)
-            check_payload(f"arguments of local activity {name!r}", list(args))
-            return self._instance.schedule_activity(name, list(args), options.to_dict(),
-                                                    local, fn=activity)
+            tree = encode_payload(f"arguments of local activity {name!r}", list(args))
+            return (self._instance.schedule_activity(name, tree, options.to_dict(), local,
+                                                     fn=activity),
+                    converter.signature(activity).returns)
         else:
             definition = activity_definition(activity)
             options = definition.options.merged(overrides)
             name = type_name(activity, "activity")
-        check_payload(f"arguments of activity {name!r}", list(args))  # raises here, in the code
-        return self._instance.schedule_activity(name, list(args), options.to_dict(), local)
+            fn = definition.fn
+        # encoded here, so a value that cannot travel raises in the workflow's code
+        tree = encode_payload(f"arguments of activity {name!r}", list(args))
+        return (self._instance.schedule_activity(name, tree, options.to_dict(), local),
+                converter.signature(fn).returns)
 
     # -- time ---------------------------------------------------------------------------
     async def sleep(self, duration: float | timedelta) -> None:
@@ -152,11 +161,9 @@ class WorkflowContext:
         self._instance.update_handlers[name] = (handler, validator)
 
     def set_status(self, status: Any) -> None:
-        """A custom status (JSON, at most 32 KiB), visible in describe and list without replay.
-
-        Raises `PayloadTooLargeError` (or `ApplicationError` for a value that is not JSON)."""
-        check_payload("custom status", status, MAX_STATUS_BYTES)
-        self._instance.custom_status = status
+        """A custom status (at most 32 KiB encoded), visible in describe and list without
+        replay. Raises `PayloadTooLargeError` (or `DataConversionError`)."""
+        self._instance.custom_status = encode_payload("custom status", status, MAX_STATUS_BYTES)
 
     # -- child workflows ------------------------------------------------------------------
     async def execute_child_workflow(self, workflow: Any, *args: Any, id: str | None = None,
@@ -165,11 +172,15 @@ class WorkflowContext:
 
         `parent_close_policy`: what happens to the child if this workflow closes first:
         "terminate", "request_cancel" or "abandon". Cancelling the wait cancels the child.
+        The result is decoded by the child workflow's return annotation when `workflow` is
+        the function (a type name gives plain JSON).
         """
         workflow_type = type_name(workflow, "workflow")
-        check_payload(f"arguments of child workflow {workflow_type!r}", list(args))
-        return await self._instance.start_child(workflow_type, list(args), id,
-                                                parent_close_policy)
+        tree = encode_payload(f"arguments of child workflow {workflow_type!r}", list(args))
+        result = await self._instance.start_child(workflow_type, tree, id, parent_close_policy)
+        fn = None if isinstance(workflow, str) else getattr(workflow, "fn", workflow)
+        return converter.decode(result, converter.signature(fn, skip=1).returns,
+                                f"result of child workflow {workflow_type!r}")
 
     # -- external completion --------------------------------------------------------------
     def create_callback(self, timeout: float | timedelta | None = None,
@@ -190,8 +201,7 @@ class WorkflowContext:
         empty history (how eternal workflows keep their history small).
 
         Arguments too large to carry raise `PayloadTooLargeError` here, in the workflow."""
-        check_payload("continue-as-new arguments", list(args))
-        raise ContinueAsNewRequest(list(args))
+        raise ContinueAsNewRequest(encode_payload("continue-as-new arguments", list(args)))
 
     # -- versioning ---------------------------------------------------------------------
     def patched(self, patch_id: str) -> bool:

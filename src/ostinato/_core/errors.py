@@ -152,6 +152,18 @@ class PayloadTooLargeError(OstinatoError):
         self.limit = limit
 
 
+class DataConversionError(ApplicationError):
+    """A payload could not be encoded to JSON or decoded to the type its receiver declares.
+
+    `boundary` names where (e.g. "arguments of activity 'charge'"), `python_type` the type.
+    Not retryable: the same value fails the same way until the code changes."""
+
+    def __init__(self, message: str, boundary: str = "", python_type: str = "") -> None:
+        super().__init__(message, type="DataConversionError", non_retryable=True)
+        self.boundary = boundary
+        self.python_type = python_type
+
+
 class UnknownTypeError(OstinatoError, LookupError):
     """A workflow or activity type name is not registered in the App."""
 

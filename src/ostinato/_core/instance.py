@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from . import converter, keys
 from . import history as h
-from . import keys
 from .context import ContinueAsNewRequest, WorkflowContext
 from .definitions import ActivityDefinition
 from .errors import (
@@ -31,7 +31,7 @@ from .errors import (
     UpdateRejectedError,
 )
 from .loop import DurableTimerHandle, WorkflowLoop
-from .serde import check_payload, from_failure, to_failure
+from .serde import encode_payload, from_failure, to_failure
 
 
 @dataclass(frozen=True)
@@ -292,12 +292,14 @@ class WorkflowInstance:
         if name not in self.update_handlers:
             known = ", ".join(sorted(self.update_handlers)) or "none"
             raise UpdateRejectedError(f"unknown update {name!r} (registered: {known})")
-        validator = self.update_handlers[name][1]
-        if validator is not None:
-            try:
-                validator(*args)
-            except Exception as exc:
-                raise UpdateRejectedError(str(exc) or type(exc).__name__) from exc
+        handler, validator = self.update_handlers[name]
+        what = f"arguments of update {name!r}"
+        try:  # arguments the handler cannot take are refused like a validator's no
+            converter.signature(handler).decode_args(args, what)
+            if validator is not None:
+                validator(*converter.signature(validator).decode_args(args, what))
+        except Exception as exc:
+            raise UpdateRejectedError(str(exc) or type(exc).__name__) from exc
 
     def _run_update(self, update_id: str, name: str, args: list[Any]) -> None:
         handler = self.update_handlers[name][0]
@@ -305,13 +307,15 @@ class WorkflowInstance:
         def finish(outcome: dict[str, Any]) -> None:
             if "result" in outcome:  # a result too large to carry fails the update, not the run
                 try:
-                    check_payload(f"result of update {name!r}", outcome["result"])
+                    outcome = {"result": encode_payload(f"result of update {name!r}",
+                                                        outcome["result"])}
                 except (PayloadTooLargeError, ApplicationError) as exc:
                     outcome = {"failure": to_failure(exc)}
             self.command(h.CompleteUpdate(self.next_seq(), update_id, outcome))
 
         try:
-            value = handler(*args)
+            value = handler(*converter.signature(handler).decode_args(
+                args, f"arguments of update {name!r}"))
         except Exception as exc:
             finish({"failure": to_failure(exc)})
             return
@@ -344,7 +348,7 @@ class WorkflowInstance:
     def _deliver_signal(self, name: str, args: list[Any]) -> None:
         handler = self.signal_handlers.get(name)
         if handler is not None:
-            self._call_handler(handler, args)
+            self._call_handler(name, handler, args)
             return
         waiters = self.signal_waiters[name]
         while waiters:
@@ -354,8 +358,16 @@ class WorkflowInstance:
                 return
         self.signal_buffer[name].append(args)
 
-    def _call_handler(self, handler: Callable[..., Any], args: list[Any]) -> None:
-        outcome = handler(*args)
+    def _call_handler(self, name: str, handler: Callable[..., Any], args: list[Any]) -> None:
+        try:
+            decoded = converter.signature(handler).decode_args(
+                args, f"arguments of signal {name!r}")
+        except ApplicationError as exc:
+            # As Temporal does: a signal whose arguments do not fit the handler is dropped
+            # (it stays in history as received), so no sender can fail the run with bad data.
+            self.logger.warning("signal %r dropped: %s", name, exc)
+            return
+        outcome = handler(*decoded)
         if inspect.isawaitable(outcome):
             self.loop.create_task(outcome).add_done_callback(  # type: ignore[arg-type]
                 self._fail_on_error)
@@ -364,7 +376,7 @@ class WorkflowInstance:
         self.signal_handlers[name] = handler
         buffered = self.signal_buffer.pop(name, deque())
         for args in buffered:
-            self._call_handler(handler, args)
+            self._call_handler(name, handler, args)
 
     def take_buffered_signal(self, name: str) -> tuple[bool, Any]:
         buffered = self.signal_buffer.get(name)
@@ -374,7 +386,8 @@ class WorkflowInstance:
 
     # -- running ------------------------------------------------------------------------
     async def _run_main(self, args: list[Any]) -> Any:
-        return await self._fn(self.ctx, *args)
+        decoded = converter.signature(self._fn, skip=1).decode_args(args, "workflow arguments")
+        return await self._fn(self.ctx, *decoded)
 
     def ensure_started(self) -> None:
         """Run the workflow function to its first wait if it has not run yet, so an update
@@ -435,9 +448,8 @@ class WorkflowInstance:
         elif error is not None:
             self._close(h.FailWorkflow(self.next_seq(), to_failure(error)))
         else:
-            result = self._main.result()
             try:  # a result too large to carry fails the run, deterministically, with the reason
-                check_payload("workflow result", result)
+                result = encode_payload("workflow result", self._main.result())
             except (PayloadTooLargeError, ApplicationError) as too_large:
                 self._close(h.FailWorkflow(self.next_seq(), to_failure(too_large)))
                 return
@@ -449,12 +461,15 @@ class WorkflowInstance:
 
     # -- queries ------------------------------------------------------------------------
     def query(self, name: str, args: list[Any]) -> Any:
+        """The answer of query handler `name` to `args`, encoded as a JSON tree."""
         handler = self.query_handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.query_handlers)) or "none"
             raise QueryRejectedError(f"unknown query {name!r} (registered: {known})")
         try:
-            return handler(*args)
+            value = handler(*converter.signature(handler).decode_args(
+                args, f"arguments of query {name!r}"))
+            return converter.encode(value, f"result of query {name!r}")
         except Exception as exc:
             raise QueryRejectedError(f"query {name!r} failed: {exc}") from exc
 

@@ -103,14 +103,19 @@ class Replayer:
         inst = self.instance
         inst.loop.set_time(batch.time)
         recorded: deque[EventData] = deque(batch.events)
+        if batch.decided:  # known before the inbound events apply: an update arriving with
+            # the start runs the code from them (ensure_started), and it may create a
+            # callback or reach a patch there
+            inst.recorded_patch_ids = {
+                attrs["patch_id"] for etype, attrs in recorded
+                if etype == h.MARKER_RECORDED and attrs.get("marker") == "patch"}
+            inst.recorded_callbacks = {attrs["seq"]: attrs["secret"] for etype, attrs in recorded
+                                       if etype == h.CALLBACK_CREATED}
         while recorded and self._is_inbound(*recorded[0]):
             inst.apply(*recorded.popleft())
         if inst.terminated or not batch.decided:
+            inst.recorded_patch_ids, inst.recorded_callbacks = set(), {}
             return
-        inst.recorded_patch_ids = {attrs["patch_id"] for etype, attrs in recorded
-                                   if etype == h.MARKER_RECORDED and attrs.get("marker") == "patch"}
-        inst.recorded_callbacks = {attrs["seq"]: attrs["secret"] for etype, attrs in recorded
-                                   if etype == h.CALLBACK_CREATED}
         self._rounds(recorded, None)
         inst.recorded_patch_ids, inst.recorded_callbacks = set(), {}
         if recorded:

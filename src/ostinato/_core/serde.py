@@ -6,6 +6,7 @@ import json
 import traceback
 from typing import Any
 
+from . import converter
 from .errors import (
     ActivityError,
     ApplicationError,
@@ -35,18 +36,15 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
-def check_payload(what: str, value: Any, limit: int = MAX_PAYLOAD_BYTES) -> str:
-    """Encode `value` and refuse it when it is not JSON or too large."""
-    try:
-        text = dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ApplicationError(
-            f"{what} is not JSON-serialisable: {exc}", type="SerializationError", non_retryable=True
-        ) from exc
-    size = len(text.encode())
+def encode_payload(what: str, value: Any, limit: int = MAX_PAYLOAD_BYTES) -> Any:
+    """`value` as the JSON tree that is recorded and sent (see `converter`); raises
+    `DataConversionError` for a value the converter cannot encode and
+    `PayloadTooLargeError` when the encoded tree is over `limit` bytes."""
+    tree = converter.encode(value, what)
+    size = len(dumps(tree).encode())
     if size > limit:
         raise PayloadTooLargeError(what, size, limit)
-    return text
+    return tree
 
 
 def to_failure(exc: BaseException) -> Failure:
@@ -55,7 +53,7 @@ def to_failure(exc: BaseException) -> Failure:
     if isinstance(exc, ApplicationError):
         failure.update(kind="application", type=exc.type, non_retryable=exc.non_retryable)
         if exc.details is not None:
-            failure["details"] = exc.details
+            failure["details"] = _details(exc.details)
     elif isinstance(exc, TimeoutError):
         failure.update(kind="timeout", type="TimeoutError")
     elif isinstance(exc, ActivityError):
@@ -72,6 +70,13 @@ def to_failure(exc: BaseException) -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
     failure["stack"] = tb[-4000:]
     return bound_failure(failure)
+
+
+def _details(details: Any) -> Any:
+    try:
+        return converter.encode(details, "error details")
+    except ApplicationError:
+        return repr(details)[:4000]  # a failure is always recorded, whatever its details
 
 
 def _size(value: Any) -> int:

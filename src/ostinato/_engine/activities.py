@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._core import keys, wire
+from .._core import converter, keys, wire
 from .._core.activity import ActivityContext, ActivityInfo, call_activity
 from .._core.definitions import ActivityOptions, App
 from .._core.errors import PayloadTooLargeError, UnknownTypeError
 from .._core.history import RunLocalActivity
 from .._core.retry import backoff, should_retry
-from .._core.serde import check_payload, to_failure
+from .._core.serde import encode_payload, to_failure
 from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
 
 if TYPE_CHECKING:
@@ -93,12 +93,14 @@ class ActivityWorker:
             began = time.perf_counter()
             try:
                 with self.observer.span(f"activity {task.activity_type}"):
-                    result = call_activity(definition.fn, task.args, ctx, timeout,
+                    args = converter.signature(definition.fn).decode_args(
+                        task.args, f"arguments of activity {task.activity_type!r}")
+                    result = call_activity(definition.fn, args, ctx, timeout,
                                            options.heartbeat_timeout, message)
             finally:
                 self.observer.duration(Metric.ACTIVITY_LATENCY, time.perf_counter() - began,
                                        **kind)
-            check_payload(f"result of activity {task.activity_type!r}", result)
+            result = encode_payload(f"result of activity {task.activity_type!r}", result)
         except Exception as exc:
             self.observer.count(Metric.ACTIVITY_FAILURES, 1, **kind)
             ctx.flush()
@@ -146,9 +148,10 @@ class LocalActivities:
             info = ActivityInfo("", "", cmd.seq, cmd.activity_type, attempt,
                                 options.task_queue, now, None, local=True)
             ctx = ActivityContext(info, None)
-            result = call_activity(fn, cmd.args, ctx,
-                                   options.start_to_close_timeout, None)
-            check_payload(f"result of local activity {cmd.activity_type!r}", result)
+            what = f"local activity {cmd.activity_type!r}"
+            args = converter.signature(fn).decode_args(cmd.args, f"arguments of {what}")
+            result = call_activity(fn, args, ctx, options.start_to_close_timeout, None)
+            result = encode_payload(f"result of {what}", result)
             return LocalOutcome(attempt, result=result)
         except Exception as exc:
             failure = failure_of(exc, attempt)

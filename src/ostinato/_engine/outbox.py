@@ -15,7 +15,7 @@ from .._core.definitions import ActivityOptions
 from .._core.errors import UnknownTypeError
 from .._core.index import HistoryIndex
 from .._core.replay import Decision
-from .._core.serde import check_payload
+from .._core.serde import encode_payload
 from .ports import MAX_SQS_DELAY
 
 
@@ -36,7 +36,7 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
                 if not has_task_queue(options.task_queue):  # fail the task, not the send
                     raise UnknownTypeError(f"no SQS queue configured for task queue "
                                            f"{options.task_queue!r}")
-                check_payload(f"arguments of activity {cmd.activity_type!r}", cmd.args)
+                encode_payload(f"arguments of activity {cmd.activity_type!r}", cmd.args)
                 outbox.append(wire.SendActivity(wire.ActivityTask(
                     wid, rid, cmd.seq, cmd.activity_type, cmd.args, cmd.options, 1, now)))
                 if options.schedule_to_close_timeout is not None:
@@ -66,7 +66,7 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
     for cmd in decision.commands:
         match cmd:
             case h.ContinueAsNew():
-                check_payload("continue-as-new arguments", cmd.args)
+                encode_payload("continue-as-new arguments", cmd.args)
                 outbox.append(wire.ContinueRun(
                     wid, rid, cmd.new_run_id, started["workflow_type"], cmd.args,
                     started.get("execution_deadline"), started.get("parent")))
@@ -74,7 +74,7 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
                 outbox.append(wire.UpdateOutcome(rid, cmd.update_id, cmd.outcome))
     for cmd in decision.commands:
         if isinstance(cmd, h.StartChild):
-            check_payload(f"arguments of child workflow {cmd.workflow_type!r}", cmd.args)
+            encode_payload(f"arguments of child workflow {cmd.workflow_type!r}", cmd.args)
             outbox.append(wire.StartChild(cmd.workflow_id, cmd.run_id, cmd.workflow_type,
                                           cmd.args, {"wid": wid, "rid": rid, "seq": cmd.seq}))
         elif isinstance(cmd, h.CancelChild) and cmd.seq in index.children:

@@ -1,0 +1,2 @@
+"""The simulation of DESIGN §5: seeded workloads over the whole model, and the invariants of
+§3 checked after each schedule (`workload`, `invariants`)."""

@@ -1,0 +1,142 @@
+"""Playing a workload against a `WorkflowEnvironment`, as the outside world would.
+
+The driver starts every plan's workflow, then, in an order drawn from the seed, sends its
+signals and updates, completes its callbacks once their tokens are visible, cancels or
+terminates it, and lets virtual time pass; then it waits for everything to close and checks
+the invariants. Whatever the backend and whatever faults the environment injects, the same
+seed plays the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..._core import history as h
+from ..._core import keys, wire
+from ..._core.errors import OstinatoError, QueryRejectedError
+from .invariants import check_closed, check_plan
+from .workload import Plan, draw, expected, signal_values, sim
+
+#: What the recurring schedule's runs do.
+SCHEDULED: list[Any] = [["act", "a0", 1]]
+
+
+@dataclass
+class Outcome:
+    """What one schedule did and found."""
+
+    seed: int
+    plans: list[Plan]
+    violations: list[str] = field(default_factory=list)
+    actions: int = 0
+    runs: int = 0            # workflows checked: the plans', their children, scheduled runs
+
+
+def play(env: Any, seed: int, workflows: int = 4, faults: Any = None) -> Outcome:
+    """Run one schedule: `workflows` random plans under `faults` (a context manager, e.g. a
+    `FaultInjector`), then check every invariant with the faults lifted."""
+    rng = random.Random(seed)
+    plans = [draw(rng, f"s{seed}-w{i}") for i in range(workflows)]
+    outcome = Outcome(seed, plans)
+    client = env.client
+    first_runs: dict[str, str] = {}
+    updates: dict[str, list[tuple[str, int]]] = {p.wid: [] for p in plans}
+    todo: list[tuple[Plan, str, Any]] = []
+    for plan in plans:
+        todo += [(plan, "signal", v) for v in signal_values(plan.wid, plan.signals)]
+        todo += [(plan, "update", v) for v in range(1, plan.updates + 1)]
+        todo += [(plan, "callback", k) for k in plan.callbacks]
+        if plan.ending != "complete":
+            todo.append((plan, plan.ending, None))
+    schedule = f"sched{seed}" if rng.random() < 0.3 else None
+    if schedule is not None:  # a recurring schedule, deleted at a random moment
+        todo.append((Plan(schedule, []), "unschedule", None))
+    rng.shuffle(todo)
+    if schedule is not None:
+        client.create_schedule(schedule, sim, SCHEDULED, schedule, rate="5 minutes",
+                               overlap=rng.choice(["skip", "allow_all"]))
+    if faults is not None:
+        faults.__enter__()
+    try:
+        for plan in plans:
+            handle = client.start_workflow(sim, plan.steps, plan.wid, plan.rounds, id=plan.wid)
+            first_runs[plan.wid] = handle.run_id
+        horizon = env.clock() + 7 * 86400  # the workload's timers sum to at most 30 hours
+        while todo and env.clock() < horizon:
+            plan, action, value = todo.pop(0)
+            if _act(env, plan, action, value, updates):
+                outcome.actions += 1
+                env.sleep(rng.choice([0, 0, 1, 5, 60]))
+            else:  # not possible yet (no token to complete): try again later
+                todo.append((plan, action, value))
+                env.sleep(rng.choice([60, 600, 3600]))
+        env.sleep(3 * 86400)  # every timer, retry and callback timeout falls due
+    finally:
+        if faults is not None:
+            faults.__exit__(None, None, None)
+    env.sleep(86400)  # and with the faults lifted, every redelivery repairs what it must
+    for plan in plans:
+        outcome.violations += check_plan(client.store, plan, first_runs[plan.wid],
+                                         updates[plan.wid])
+    children = [f"{p.wid}-{s[1]}-r{r}-child" for p in plans for s in p.steps
+                if s[0] == "child" for r in range(p.rounds + 1)]
+    started = [wid for wid in children if client.store.get_head(wid) is not None]
+    outcome.violations += check_closed(client.store, started)
+    outcome.runs = len(plans) + len(started)
+    if schedule is not None:
+        fired = [d.workflow_id for d in client.list_workflows(workflow_type="sim")
+                 if d.workflow_id.startswith(f"{schedule}-")]
+        outcome.violations += check_closed(client.store, fired)
+        outcome.runs += len(fired)
+        for wid in fired:
+            head = client.store.get_head(wid)
+            if head is not None and head.status == "COMPLETED" and head.result != expected(
+                    SCHEDULED, schedule):
+                outcome.violations.append(f"{wid}: result {head.result!r}")
+    return outcome
+
+
+def _act(env: Any, plan: Plan, action: str, value: Any,
+         updates: dict[str, list[tuple[str, int]]]) -> bool:
+    """Do one outside action; False when it cannot be done yet (retry it later)."""
+    client = env.client
+    handle = client.get_workflow_handle(plan.wid)
+    if action == "unschedule":
+        client.delete_schedule(plan.wid)
+        return True
+    head = client.store.get_head(plan.wid)
+    if head is not None and head.status != h.Status.RUNNING:
+        return True  # closed already (cancelled, terminated): nothing left to do to it
+    try:
+        if action == "signal":
+            handle.signal("sig", value, request_id=f"{plan.wid}-{value}")
+        elif action == "update":
+            uid = f"{plan.wid}-u{value}"
+            assert head is not None
+            client.transport.send_workflow_task(wire.Update(
+                plan.wid, head.run_id, keys.update(uid), update_id=uid, name="upd",
+                args=[value]))
+            updates[plan.wid].append((uid, value))
+        elif action == "callback":
+            tokens = handle.query("tokens", timeout=0)
+            if value not in tokens:
+                return False
+            client.complete_callback(tokens[value], f"cb {plan.wid} {value}")
+        elif action == "cancel":
+            handle.cancel("the simulation cancels it")
+        elif action == "terminate":
+            handle.terminate("the simulation terminates it")
+    except (QueryRejectedError, TimeoutError):
+        return False  # no workflow task has run yet
+    except OstinatoError:
+        pass  # it closed meanwhile: the action has nothing left to act on
+    return True
+
+
+def schedule_command(seed: int, workflows: int) -> str:
+    """The one-line command that replays `seed` exactly."""
+    return f"scripts/simulate.sh --seed {seed} --schedules 1 --workflows {workflows}"
+
+

@@ -1,0 +1,77 @@
+"""The simulation (DESIGN §5): seeded random workloads under faults, invariants after each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ostinato._core import history as h
+from ostinato._local.sim import __main__ as simulate
+from ostinato._local.sim.invariants import check_plan, history_problems
+from ostinato._local.sim.workload import Plan, draw, expected
+
+
+def test_schedules_under_faults_keep_every_invariant(capsys):
+    assert simulate.main(["--schedules", "3", "--seed", "100", "--workflows", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "simulation: 3 schedules, 0 violations"
+    assert out[0].startswith("faults injected: ") and not out[0].startswith("faults injected: 0")
+
+
+def test_the_same_seed_draws_the_same_workload():
+    import random
+    rng_a, rng_b = random.Random(7), random.Random(7)
+    a = [draw(rng_a, f"w{i}") for i in range(5)]
+    b = [draw(rng_b, f"w{i}") for i in range(5)]
+    assert a == b and any(p.steps != a[0].steps for p in a[1:])
+
+
+def test_expected_follows_continue_as_new_rounds():
+    plan = [["act", "a0", 1], ["local", "l1"]]
+    assert expected(plan, "w", rounds=1) == ["W-A0-R1", "local w-l1-r1", "W-A0-R0",
+                                             "local w-l1-r0"]
+
+
+def ev(i: int, etype: str, **attrs: object) -> h.Event:
+    return h.Event(i, etype, datetime(2026, 1, 1, tzinfo=UTC), attrs)
+
+
+def test_history_check_names_each_broken_invariant():
+    good = [ev(1, h.STARTED), ev(2, "ActivityTaskScheduled", seq=1),
+            ev(3, "ActivityTaskCompleted", seq=1), ev(4, h.COMPLETED, result=1)]
+    assert history_problems(good) == []
+    gap = [*good[:2], ev(4, "ActivityTaskCompleted", seq=1)]
+    assert any("contiguous" in p for p in history_problems(gap))
+    twice = [*good[:3], ev(4, "ActivityTaskCompleted", seq=1), ev(5, h.COMPLETED)]
+    assert any("duplicated" in p for p in history_problems(twice))
+    after = [*good, ev(5, "TimerStarted", seq=2)]
+    assert any("after the closing" in p for p in history_problems(after))
+
+
+class OneRunStore:
+    """Just enough of the Store port for `check_plan`: one run and its head."""
+
+    def __init__(self, events, head):
+        self.events, self.head = events, head
+
+    def iter_events(self, run_id):
+        return iter(self.events)
+
+    def get_head(self, wid):
+        return self.head
+
+    def update_outcome(self, run_id, uid):
+        return None
+
+
+def test_plan_check_finds_a_wrong_result_a_stale_projection_and_a_stranded_run():
+    from ostinato._engine.ports import Head
+    plan = Plan("w", [["act", "a0", 0]])
+    head = Head("w", "r1", "sim", h.Status.COMPLETED, 0.0, [])
+    done = [ev(1, h.STARTED), ev(2, h.COMPLETED, result=["W-A0-R0"])]
+    assert check_plan(OneRunStore(done, head), plan, "r1") == []
+    wrong = [ev(1, h.STARTED), ev(2, h.COMPLETED, result=["nope"])]
+    assert any("expected" in p for p in check_plan(OneRunStore(wrong, head), plan, "r1"))
+    stale = Head("w", "r1", "sim", h.Status.RUNNING, 0.0, [])
+    assert any("projection" in p for p in check_plan(OneRunStore(done, stale), plan, "r1"))
+    open_run = [ev(1, h.STARTED)]
+    assert any("stranded" in p for p in check_plan(OneRunStore(open_run, stale), plan, "r1"))
