@@ -55,6 +55,11 @@ def print_report(res: dict[str, Any]) -> None:
         line(f"Replay of {rp['events']} events ({rp['batches']} batches)", rp["replay_ms"],
              "ms", 2)
         line("      loading that history from moto-DynamoDB", rp["moto_load_batches_ms"], "ms", 1)
+        for long in rp.get("long", []):
+            line(f"Replay of {long['events']:,} events ({long['batches']:,} batches)",
+                 long["ms"], "ms", 0)
+            line("      per event (linear: the same at every length)", long["ms_per_event"],
+                 "ms/event", 4, long["cpu_ms_per_event"])
         out(f"      (history built by the real Engine over an in-memory store in "
             f"{rp['build_in_memory_s']:.1f} s; same shape as a moto run: "
             f"{'yes' if res.get('shape_check') else 'NO'})")

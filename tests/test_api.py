@@ -239,7 +239,8 @@ def test_openapi_document_describes_every_route(env):
     assert set(doc["paths"]) == {
         "/workflows", "/workflows/{workflow_id}", "/workflows/{workflow_id}/history",
         "/workflows/{workflow_id}/signals/{name}", "/workflows/{workflow_id}/queries/{name}",
-        "/workflows/{workflow_id}/updates/{name}", "/workflows/{workflow_id}/cancel",
+        "/workflows/{workflow_id}/updates/{name}", "/workflows/{workflow_id}/update-with-start",
+        "/workflows/{workflow_id}/cancel",
         "/workflows/{workflow_id}/terminate", "/callbacks/{token}",
         "/schedules", "/schedules/{name}", "/events"}
     start_op = doc["paths"]["/workflows"]["post"]

@@ -128,6 +128,23 @@ def test_update_and_callback(dev: DevServer):
                                          "decision": {"fixed": True}}
 
 
+def test_update_with_start(dev: DevServer):
+    url = dev.url
+    uws = ("workflow", "update-with-start", "ticket", "printer", "--id", "cli-uws",
+           "--update", "note")
+    first = ostinato(*uws, "--update-arg", "jammed", api_url=url)
+    assert json.loads(first.stdout) == ["jammed"]  # started, and the update's result
+    again = json.loads(ostinato(*uws, "--update-arg", '"fixed"', "--json", api_url=url).stdout)
+    assert again["workflow_id"] == "cli-uws" and again["result"] == ["jammed", "fixed"]
+    assert json.loads(ostinato("workflow", "describe", "cli-uws", "--json",
+                               api_url=url).stdout)["run_id"] == again["run_id"]
+    one_line_error(ostinato(*uws, "--update-arg", '""', api_url=url, ok=False),
+                   "must not be empty", "update_rejected", "400")
+    one_line_error(ostinato(*uws, "--update-arg", "x", "--id-conflict-policy", "fail",
+                            api_url=url, ok=False), "already running", "409")
+    ostinato("workflow", "terminate", "cli-uws", api_url=url)
+
+
 def test_cancel_and_terminate(dev: DevServer):
     url = dev.url
     for wid in ("cli-cancel", "cli-term"):

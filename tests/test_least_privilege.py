@@ -673,6 +673,9 @@ def full_workload(harness: Harness) -> None:
     expect(api("POST /workflows/{id}/queries/{name}", id="journey-1", name="state"), 200)
     assert expect(api("POST /workflows/{id}/updates/{name}", {"args": [2]}, id="journey-1",
                       name="bump"), 200) == {"result": 2}
+    assert expect(api("POST /workflows/{id}/update-with-start", {
+        "workflow_type": "journey", "args": ["ann"], "update": "bump", "update_args": [3]},
+        id="journey-1"), 200)["result"] == 5  # attached to the running run
     # the signal ends a 2-day wait early: its schedule is deleted; a callback is created
     expect(api("POST /workflows/{id}/signals/{name}", {"args": ["ann"]}, id="journey-1",
                name="go"), 202)

@@ -36,7 +36,8 @@ QUEUES = {
 ROUTES = {
     "POST /workflows", "GET /workflows", "GET /workflows/{id}", "GET /workflows/{id}/history",
     "POST /workflows/{id}/signals/{name}", "POST /workflows/{id}/queries/{name}",
-    "POST /workflows/{id}/updates/{name}", "POST /workflows/{id}/cancel",
+    "POST /workflows/{id}/updates/{name}", "POST /workflows/{id}/update-with-start",
+    "POST /workflows/{id}/cancel",
     "POST /workflows/{id}/terminate", "POST /callbacks/{token}", "GET /openapi.json",
     "POST /schedules", "GET /schedules", "DELETE /schedules/{name}", "POST /events",
 }

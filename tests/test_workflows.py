@@ -271,8 +271,8 @@ def test_unknown_things_are_refused_clearly(env):
         env.client.get_workflow_handle("missing").describe()
     with pytest.raises(ostinato.PayloadTooLargeError):
         env.client.start_workflow("sequential", "x" * 300_000)
-    with pytest.raises(ostinato.ApplicationError, match="not JSON"):
-        env.client.start_workflow("sequential", {1, 2})
+    with pytest.raises(ostinato.DataConversionError, match="cannot be encoded"):
+        env.client.start_workflow("sequential", object())
     with pytest.raises(ValueError, match="workflow id"):
         env.client.start_workflow("sequential", 1, id="has space")
     # nothing was written for the refused starts

@@ -165,6 +165,19 @@ class ArgsRequest(_Strict):
     args: list[Any] = Field(default_factory=list)
 
 
+class UpdateWithStartRequest(_Strict):
+    """Start the workflow (or attach to the running one) and run one update on it."""
+
+    workflow_type: str = Field(min_length=1, description="registered workflow type name")
+    args: list[Any] = Field(default_factory=list, description="JSON arguments of the workflow")
+    id_conflict_policy: Literal["fail", "use_existing"] = Field(
+        default="use_existing", description="the id is running: use_existing updates that "
+        "run, fail answers 409 and updates nothing")
+    update: str = Field(min_length=1, description="the update's name (`ctx.on_update`)")
+    update_args: list[Any] = Field(default_factory=list, description="JSON arguments of the "
+                                   "update")
+
+
 class CallbackFailure(_Strict):
     message: str = Field(description="why the callback failed")
     type: str | None = Field(default=None, description='error type (default "CallbackFailure")')
@@ -279,6 +292,12 @@ class StartWorkflowResponse(_Model):
 
 class ResultResponse(_Model):
     result: Any = None
+
+
+class UpdateWithStartResponse(_Model):
+    workflow_id: str
+    run_id: str = Field(description="the run the update ran on (new, or the running one)")
+    result: Any = Field(default=None, description="what the update handler returned")
 
 
 class WorkflowResponse(_Model):

@@ -18,9 +18,7 @@ import base64
 import binascii
 import functools
 import json
-import re
 from collections.abc import Callable
-from datetime import datetime
 from re import Match
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
@@ -32,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel
 
 from .._client import schedules as _schedules
-from .._client.client import RUN_ID, Client
+from .._client.client import RUN_ID, WORKFLOW_ID, Client
 from .._client.schedules import (
     SCHEDULE_NAME,
     InvalidScheduleError,
@@ -80,8 +78,11 @@ from .models import (
     StartWorkflowRequest,
     StartWorkflowResponse,
     Status,
+    UpdateWithStartRequest,
+    UpdateWithStartResponse,
     WorkflowResponse,
 )
+from .paging import decode_token, encode_token, parse_time
 
 #: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
 MAX_BODY_BYTES = 256 * 1024
@@ -270,12 +271,12 @@ def list_workflows(
     started_after: StartTime = None,
     started_before: StartTime = None,
 ) -> Response[ListResponse]:
-    start_key = _decode_token(next_token) if next_token else None
+    start_key = decode_token(next_token) if next_token else None
     page, last_key = _client().list_page(status, workflow_type, limit, start_key,
-                                         _time("started_after", started_after),
-                                         _time("started_before", started_before))
+                                         parse_time("started_after", started_after),
+                                         parse_time("started_before", started_before))
     workflows = [description.to_dict() for description in page]
-    return _json(200, {"workflows": workflows, "next_token": _encode_token(last_key)})
+    return _json(200, {"workflows": workflows, "next_token": encode_token(last_key)})
 
 
 @app.get("/workflows/<workflow_id>", summary="Describe a workflow",
@@ -303,7 +304,7 @@ def workflow_history(workflow_id: WorkflowId,
         raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
     after = 0
     if next_token:
-        page = _decode_token(next_token)
+        page = decode_token(next_token)
         token_after, token_run = page.get("after"), page.get("run_id")
         if not (isinstance(token_after, int) and token_after > 0
                 and isinstance(token_run, str) and RUN_ID.fullmatch(token_run)
@@ -316,7 +317,7 @@ def workflow_history(workflow_id: WorkflowId,
         raise WorkflowNotFoundError(f"{workflow_id} (run {run_id})")
     document = to_document(workflow_id, rid, batches)
     document["next_token"] = (None if following is None
-                              else _encode_token({"run_id": rid, "after": following}))
+                              else encode_token({"run_id": rid, "after": following}))
     return _json(200, document)
 
 
@@ -371,8 +372,47 @@ def update_workflow(workflow_id: WorkflowId, name: HandlerName,
                     ) -> Response[ResultResponse]:
     logger.append_keys(workflow_id=workflow_id)
     handle = _client().get_workflow_handle(workflow_id)
+    result = _updated(workflow_id, name, lambda: handle.update(
+        name, *(body.args if body else []), timeout=UPDATE_TIMEOUT))
+    return _json(200, {"result": converter.encode(result, f"result of update {name!r}")})
+
+
+@app.post("/workflows/<workflow_id>/update-with-start",
+          summary="Start the workflow (or attach to the running one) and run an update on "
+                  "it; answers the run and the handler's result",
+          responses=_responses(200, UpdateWithStartResponse, 400, 404, 409, 413, 422, 504))
+def update_with_start(workflow_id: WorkflowId, body: Annotated[UpdateWithStartRequest, Body()]
+                      ) -> Response[UpdateWithStartResponse]:
+    """`Client.update_with_start`: the update follows the start on the workflow's queue and
+    runs in its first workflow task. Nothing is written for a request refused before the
+    start (400 malformed, 404 unknown type, 409 the id is running and id_conflict_policy is
+    fail, 413); a rejected (400), failed (422) or unfinished (504) update leaves the
+    workflow started, as in Temporal."""
+    logger.append_keys(workflow_id=workflow_id)
+    if not WORKFLOW_ID.fullmatch(workflow_id):  # it would name the new run: refuse it
+        raise RequestValidationError([{"type": "value_error", "loc": ("path", "workflow_id"),
+                                       "msg": f"not a workflow id ({WORKFLOW_ID_PATTERN})"}])
+    client = _client()
+
+    def run() -> tuple[Any, Any]:
+        try:
+            return client.update_with_start(
+                body.workflow_type, *body.args, id=workflow_id, update=body.update,
+                update_args=body.update_args, id_conflict_policy=body.id_conflict_policy,
+                timeout=UPDATE_TIMEOUT)
+        except UpdateRejectedError as exc:
+            raise UpdateRejectedError(f"{exc} (workflow {workflow_id!r} is started)") from exc
+
+    handle, result = _updated(workflow_id, body.update, run)
+    return _json(200, {"workflow_id": handle.id, "run_id": handle.run_id,
+                       "result": converter.encode(result, f"result of update {body.update!r}")})
+
+
+def _updated(workflow_id: str, name: str, run: Callable[[], Any]) -> Any:
+    """What `run` (which waits for update `name`) returns, or the API's error for how the
+    update ended."""
     try:
-        result = handle.update(name, *(body.args if body else []), timeout=UPDATE_TIMEOUT)
+        result = run()
     except TimeoutError as exc:
         raise UpdateTimeout(f"update {name!r} of workflow {workflow_id!r} did not finish "
                             f"within {UPDATE_TIMEOUT:g}s ({exc}); it may still complete") from exc
@@ -380,7 +420,7 @@ def update_workflow(workflow_id: WorkflowId, name: HandlerName,
         logger.info("update failed", extra={"update": name})
         raise UpdateFailed(f"update {name!r} failed: {exc}") from exc
     logger.info("update completed", extra={"update": name})
-    return _json(200, {"result": converter.encode(result, f"result of update {name!r}")})
+    return result
 
 
 @app.post("/callbacks/<token>", summary="Complete, fail or heartbeat a callback",
@@ -461,44 +501,6 @@ def openapi_json() -> str:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return json.dumps(doc, separators=(",", ":"))
-
-
-# -- pagination tokens --------------------------------------------------------------------
-def _time(name: str, text: str | None) -> datetime | None:
-    """An RFC 3339 date-time, what `format: date-time` means (pydantic would also take a
-    number, a time without a zone, ...); else a 400. A leap second counts as :59."""
-    if text is None:
-        return None
-    if match := _RFC3339.fullmatch(text):
-        try:
-            return datetime.fromisoformat(
-                f"{match['date']}T{match['time'].replace(':60', ':59')}{match['zone']}".upper())
-        except ValueError:
-            pass
-    raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg":
-                                   "not an RFC 3339 date-time such as 2026-01-01T00:00:00Z"}])
-
-
-_RFC3339 = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)"
-                      r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
-
-
-def _encode_token(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
-
-
-def _decode_token(token: str) -> dict[str, Any]:
-    """The store key a `next_token` carries (the store refuses one it did not hand out)."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        key = None
-    if not isinstance(key, dict):
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "next_token"),
-                                       "msg": "not a token this API issued"}])
-    return key
 
 
 # -- the Lambda entry point ---------------------------------------------------------------

@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, NoReturn
 
 import click
@@ -21,12 +20,18 @@ import click
 from .._core.history import Status
 from .apiclient import DEFAULT_API_URL, ApiError, segment
 from .connection import CliError, client, command_options, group_options
+from .render import (
+    STATUS_STYLES,
+    console,
+    escape,
+    print_json,
+    short_time,
+    style_event,
+    timestamp,
+)
 
 #: How long `workflow result` waits for a workflow that does not exist yet (a trigger's).
 NOT_STARTED_GRACE = 5.0
-STATUS_STYLES = {Status.RUNNING: "cyan", Status.COMPLETED: "green", Status.FAILED: "red",
-                 Status.CANCELLED: "yellow", Status.TERMINATED: "magenta",
-                 Status.TIMED_OUT: "red", Status.CONTINUED_AS_NEW: "blue"}
 
 
 def _fail(message: str) -> NoReturn:
@@ -42,16 +47,6 @@ def _parse_args(values: tuple[str, ...]) -> list[Any]:
         except ValueError:
             parsed.append(value)
     return parsed
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 # -- the command tree ---------------------------------------------------------------------
@@ -127,7 +122,7 @@ def start(workflow_type: str, args: tuple[str, ...], workflow_id: str | None,
         body["id"] = workflow_id
     answer = _call(api_url, "POST", "/workflows", body)
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"started {answer['workflow_id']} (run {answer['run_id']})")
 
@@ -139,7 +134,7 @@ def describe(workflow_id: str, api_url: str, as_json: bool) -> None:
     """Show a workflow's status, result or error."""
     answer = _call(api_url, "GET", _wf(workflow_id))
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
     from rich.table import Table
 
@@ -152,11 +147,11 @@ def describe(workflow_id: str, api_url: str, as_json: bool) -> None:
         if key == "status":
             shown = f"[{STATUS_STYLES.get(value, 'white')}]{value}[/]"
         elif value is None or isinstance(value, str):
-            shown = "" if value is None else _escape(value)
+            shown = "" if value is None else escape(value)
         else:
-            shown = _escape(json.dumps(value, ensure_ascii=False))
+            shown = escape(json.dumps(value, ensure_ascii=False))
         table.add_row(key, shown)
-    _console().print(table)
+    console().print(table)
 
 
 @workflow.command()
@@ -173,7 +168,7 @@ def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -
         answer["tasks"] += page.get("tasks", [])
         answer["next_token"] = page.get("next_token")
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
     from rich.table import Table
 
@@ -185,16 +180,16 @@ def history(workflow_id: str, run_id: str | None, api_url: str, as_json: bool) -
     for column, justify in (("#", "right"), ("time", "left"), ("+s", "right"),
                             ("event", "left"), ("details", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    first = _timestamp(events[0]["timestamp"]) if events else None
+    first = timestamp(events[0]["timestamp"]) if events else None
     for event in events:
-        at = _timestamp(event["timestamp"])
+        at = timestamp(event["timestamp"])
         elapsed = f"{(at - first).total_seconds():.3f}" if first else ""
         attrs = {k: v for k, v in event.items()
                  if k not in ("event_id", "event_type", "timestamp", "task")}
         table.add_row(str(event["event_id"]), at.strftime("%H:%M:%S.%f")[:-3], elapsed,
-                      _style_event(event["event_type"]),
-                      _escape(summarize(event["event_type"], attrs)))
-    _console().print(table)
+                      style_event(event["event_type"]),
+                      escape(summarize(event["event_type"], attrs)))
+    console().print(table)
 
 
 @workflow.command()
@@ -208,7 +203,7 @@ def signal(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
     answer = _call(api_url, "POST", _wf(workflow_id, "signals", name),
                    {"args": _parse_args(args)})
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"signalled {workflow_id}: {name}")
 
@@ -223,7 +218,7 @@ def query(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
     """Ask query NAME; print its JSON result."""
     answer = _call(api_url, "POST", _wf(workflow_id, "queries", name),
                    {"args": _parse_args(args)})
-    _print_json(answer if as_json else answer["result"])
+    print_json(answer if as_json else answer["result"])
 
 
 @workflow.command()
@@ -236,7 +231,29 @@ def update(workflow_id: str, name: str, args: tuple[str, ...], api_url: str,
     """Send update NAME with JSON arguments and print its result."""
     answer = _call(api_url, "POST", _wf(workflow_id, "updates", name),
                    {"args": _parse_args(args)})
-    _print_json(answer if as_json else answer.get("result"))
+    print_json(answer if as_json else answer.get("result"))
+
+
+@workflow.command(name="update-with-start")
+@click.argument("workflow_type")
+@click.argument("args", nargs=-1, metavar="[ARG_JSON]...")
+@click.option("--id", "workflow_id", required=True, help="Workflow id to start or attach to.")
+@click.option("--update", "update_name", required=True, help="The update to run.")
+@click.option("--update-arg", "update_args", multiple=True, metavar="ARG_JSON",
+              help="An argument of the update (repeat for more).")
+@click.option("--id-conflict-policy", type=click.Choice(["use_existing", "fail"]),
+              default="use_existing", show_default=True,
+              help="The id is running: update that run, or fail.")
+@_api_options
+def update_with_start(workflow_type: str, args: tuple[str, ...], workflow_id: str,
+                      update_name: str, update_args: tuple[str, ...], id_conflict_policy: str,
+                      api_url: str, as_json: bool) -> None:
+    """Start a WORKFLOW_TYPE workflow (or attach to the running one) and run --update on it;
+    print the update's result."""
+    answer = _call(api_url, "POST", _wf(workflow_id, "update-with-start"), {
+        "workflow_type": workflow_type, "args": _parse_args(args), "update": update_name,
+        "update_args": _parse_args(update_args), "id_conflict_policy": id_conflict_policy})
+    print_json(answer if as_json else answer.get("result"))
 
 
 @workflow.command()
@@ -247,7 +264,7 @@ def cancel(workflow_id: str, reason: str | None, api_url: str, as_json: bool) ->
     """Request cancellation (the workflow sees CancelledError and may clean up)."""
     answer = _call(api_url, "POST", _wf(workflow_id, "cancel"), {"reason": reason})
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"cancellation requested for {workflow_id}")
 
@@ -260,7 +277,7 @@ def terminate(workflow_id: str, reason: str | None, api_url: str, as_json: bool)
     """End the workflow now, without running any more of its code."""
     answer = _call(api_url, "POST", _wf(workflow_id, "terminate"), {"reason": reason})
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"terminated {workflow_id}")
 
@@ -292,9 +309,9 @@ def result(workflow_id: str, timeout: float | None, api_url: str, as_json: bool)
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     elif answer["status"] == Status.COMPLETED:
-        _print_json(answer["result"])
+        print_json(answer["result"])
     if answer["status"] != Status.COMPLETED:
         error = answer.get("error") or {}
         kind = f"{error['type']}: " if error.get("type") else ""
@@ -322,7 +339,7 @@ def list_(status: str | None, workflow_type: str | None, limit: int, api_url: st
             break
     rows = rows[:limit]
     if as_json:
-        _print_json({"workflows": rows, "next_token": token if len(rows) >= limit else None})
+        print_json({"workflows": rows, "next_token": token if len(rows) >= limit else None})
         return
     from rich.table import Table
 
@@ -331,14 +348,14 @@ def list_(status: str | None, workflow_type: str | None, limit: int, api_url: st
         table.add_column(column)
     for row in rows:
         custom = row.get("custom_status")
-        table.add_row(_escape(row["workflow_id"]), _escape(row["workflow_type"]),
+        table.add_row(escape(row["workflow_id"]), escape(row["workflow_type"]),
                       f"[{STATUS_STYLES.get(row['status'], 'white')}]{row['status']}[/]",
-                      _short_time(row.get("start_time")), _short_time(row.get("close_time")),
-                      "" if custom is None else _escape(json.dumps(custom)))
-    console = _console()
-    console.print(table)
+                      short_time(row.get("start_time")), short_time(row.get("close_time")),
+                      "" if custom is None else escape(json.dumps(custom)))
+    screen = console()
+    screen.print(table)
     if not rows:
-        console.print("(no workflows)")
+        screen.print("(no workflows)")
 
 
 @cli.group()
@@ -349,7 +366,7 @@ def callback() -> None:
 def _settle(api_url: str, token: str, body: dict[str, Any], as_json: bool, done: str) -> None:
     answer = _call(api_url, "POST", "/callbacks/" + segment(token), body)
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(done)
 
@@ -415,7 +432,7 @@ def schedule_create(name: str, workflow_type: str, args: tuple[str, ...], cron: 
     body.update({"cron": cron} if cron is not None else {"rate": rate})
     answer = _call(api_url, "POST", "/schedules", body)
     if as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"created schedule {answer['name']}: {answer['expression']} "
                    f"({answer['timezone']}), next firing {answer['next_fire_time']}")
@@ -427,7 +444,7 @@ def schedule_list(api_url: str, as_json: bool) -> None:
     """List schedules with their next and last firings."""
     answer = _call(api_url, "GET", "/schedules")
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
     from rich.table import Table
 
@@ -436,15 +453,15 @@ def schedule_list(api_url: str, as_json: bool) -> None:
                    "last workflow", "fired", "skipped"):
         table.add_column(column)
     for row in answer["schedules"]:
-        table.add_row(_escape(row["name"]), _escape(row["workflow_type"]),
-                      _escape(f"{row['expression']} {row['timezone']}"), row["overlap"],
-                      _short_time(row.get("next_fire_time")),
-                      _escape(row.get("last_workflow_id") or ""), str(row["fired"]),
+        table.add_row(escape(row["name"]), escape(row["workflow_type"]),
+                      escape(f"{row['expression']} {row['timezone']}"), row["overlap"],
+                      short_time(row.get("next_fire_time")),
+                      escape(row.get("last_workflow_id") or ""), str(row["fired"]),
                       str(row["skipped"]))
-    console = _console()
-    console.print(table)
+    screen = console()
+    screen.print(table)
     if not answer["schedules"]:
-        console.print("(no schedules)")
+        screen.print("(no schedules)")
 
 
 @schedule.command(name="delete")
@@ -454,7 +471,7 @@ def schedule_delete(name: str, api_url: str, as_json: bool) -> None:
     """Delete schedule NAME: its firings stop (runs already started go on)."""
     _call(api_url, "DELETE", "/schedules/" + segment(name))
     if as_json:
-        _print_json({"deleted": name})
+        print_json({"deleted": name})
     else:
         click.echo(f"deleted schedule {name}")
 
@@ -480,7 +497,7 @@ def event_put(detail: str, source: str, detail_type: str, api_url: str, as_json:
     answer = _call(api_url, "POST", "/events", {"Entries": [
         {"Source": source, "DetailType": detail_type, "Detail": json.dumps(parsed)}]})
     if as_json:
-        _print_json(answer)
+        print_json(answer)
         return
     entry = answer["Entries"][0]
     if answer.get("FailedEntryCount"):
@@ -522,32 +539,6 @@ def replay(app: str, history_file: Any) -> None:
         _fail(f"{history_file.name} is not an ostinato history document: {exc}")
     count = len(doc.get("events", []))
     click.echo(f"ok: {count} events of workflow {workflow_id!r} replay against {app}")
-
-
-# -- helpers ------------------------------------------------------------------------------
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _short_time(value: str | None) -> str:
-    if not value:
-        return ""
-    return _timestamp(value).strftime("%m-%d %H:%M:%S")
-
-
-def _style_event(event_type: str) -> str:
-    if event_type.endswith(("Failed", "TimedOut", "Terminated")):
-        return f"[red]{event_type}[/]"
-    if event_type.startswith("WorkflowExecution") and event_type.endswith(
-            ("Completed", "Started")):
-        return f"[green]{event_type}[/]"
-    return event_type
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -234,7 +234,8 @@ class WorkflowContext:
 
     @property
     def info(self) -> WorkflowInfo:
-        return self._instance.info
+        """Run metadata, and `history_length` / `is_continue_as_new_suggested()` as of now."""
+        return self._instance.current_info()
 
     @property
     def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]

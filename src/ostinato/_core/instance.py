@@ -13,7 +13,7 @@ import logging
 import random
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from .errors import (
     UpdateRejectedError,
 )
 from .loop import DurableTimerHandle, WorkflowLoop
+from .meter import SUGGEST_CONTINUE_AS_NEW_BYTES, SUGGEST_CONTINUE_AS_NEW_EVENTS, HistoryMeter
 from .serde import encode_payload, from_failure, to_failure
 
 
@@ -45,6 +46,22 @@ class WorkflowInfo:
     start_time: datetime | None = None
     parent: dict[str, str] | None = None
     continued_from: str | None = None
+    #: events in history at this point of the run (the same on every replay of it): every
+    #: earlier workflow task's, then what the current one applied so far (inbound events,
+    #: local activity markers); as of when `ctx.info` was read
+    history_length: int = 0
+    _size: Callable[[], int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def history_size(self) -> int:
+        """Bytes of JSON of those `history_length` events (as stored, before compression)."""
+        return 0 if self._size is None else self._size()
+
+    def is_continue_as_new_suggested(self) -> bool:
+        """True once history holds 4,096 events or 4 MiB (Temporal's thresholds; see
+        `_core.meter`): time to `ctx.continue_as_new(...)` with the state to carry on."""
+        return (self.history_length >= SUGGEST_CONTINUE_AS_NEW_EVENTS
+                or self.history_size >= SUGGEST_CONTINUE_AS_NEW_BYTES)
 
 
 class WorkflowInstance:
@@ -88,6 +105,7 @@ class WorkflowInstance:
         self._main: asyncio.Task[Any] | None = None
         self._main_ran = False
         self.random = random.Random(info.run_id)
+        self.meter = HistoryMeter()
         self.ctx = WorkflowContext(self)
         self.logger = _ReplaySafeLogger(self, info)
 
@@ -193,6 +211,14 @@ class WorkflowInstance:
         if self._timers.pop(handle.seq, None) is not None:
             self.command(h.CancelTimer(handle.seq))
 
+    def current_info(self) -> WorkflowInfo:
+        """`ctx.info`: the run's metadata with the history length at this point."""
+        length, meter = self.meter.length, self.meter
+        return replace(self.info, history_length=length, _size=lambda: meter.size(length))
+
+    def is_pending_local(self, seq: int) -> bool:
+        return seq in self._local and not self._activities[seq].done()
+
     @property
     def pending_local_activities(self) -> list[h.RunLocalActivity]:
         return [cmd for seq, cmd in self._local.items() if not self._activities[seq].done()]
@@ -240,6 +266,7 @@ class WorkflowInstance:
     # -- inbound events -----------------------------------------------------------------
     def apply(self, etype: str, attrs: dict[str, Any]) -> None:
         """Apply one inbound event (or a local-activity marker) to the workflow's state."""
+        self.meter.applied((etype, attrs))
         match etype:
             case h.STARTED:
                 self._main = self.loop.create_task(self._run_main(attrs.get("args") or []))

@@ -64,6 +64,12 @@ def task_retry(run_id: str, batch: int) -> str:
     return f"retry:{run_id}:{batch}"
 
 
+def task_continue(run_id: str, batch: int) -> str:
+    """The wake-up after a workflow task (batch `batch`) that left local activities for the
+    next one: its budget was spent (`_engine.activities.LocalBudget`)."""
+    return f"more:{run_id}:{batch}"
+
+
 def local_retry(run_id: str, seq: int, attempt: int) -> str:
     return f"la:{run_id}:{seq}:{attempt}"
 

@@ -24,16 +24,27 @@ EventData = tuple[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class LocalOutcome:
-    """What running a local activity attempt gave: a result, a final failure, or a retry."""
+    """What running a local activity attempt gave: a result, a final failure, or a retry.
+
+    `deferred`: the attempt did not run (the task's budget for local activities is spent,
+    see `_engine.activities`); a later task runs it, at `retry_at`, as the same attempt.
+    """
 
     attempt: int
     result: Any = None
     failure: dict[str, Any] | None = None
     retry_at: float | None = None
+    deferred: bool = False
 
     @property
     def resolved(self) -> bool:
         return self.retry_at is None
+
+    def retry_state(self) -> dict[str, Any]:
+        """How a decision carries this unresolved attempt to a later task."""
+        if self.deferred:
+            return {"attempt": self.attempt, "at": self.retry_at, "deferred": True}
+        return {"attempt": self.attempt + 1, "at": self.retry_at}
 
     def marker(self, cmd: h.RunLocalActivity) -> EventData:
         etype, attrs = cmd.event()
@@ -61,6 +72,11 @@ class Decision:
     local_retries: dict[str, dict[str, Any]] = field(default_factory=dict)
     new_run_id: str | None = None
     rejected_updates: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def continues(self) -> bool:
+        """Local activities were left for the next task to run at once (a deferral)."""
+        return any(retry.get("deferred") for retry in self.local_retries.values())
 
     def state(self, close_time: float | None) -> dict[str, Any]:
         """The projection a batch carries, so describe never needs a replay."""
@@ -96,6 +112,7 @@ class Replayer:
         try:
             for batch in batches:
                 self._replay_batch(batch)
+                self.instance.meter.settle(batch.events)
         finally:
             self.instance.replaying = False
 
@@ -128,7 +145,7 @@ class Replayer:
         if etype in h.INBOUND:
             return True
         return (etype == h.MARKER_RECORDED and attrs.get("marker") == "local_activity"
-                and any(cmd.seq == attrs["seq"] for cmd in self.instance.pending_local_activities))
+                and self.instance.is_pending_local(attrs["seq"]))
 
     # -- deciding -----------------------------------------------------------------------
     def decide(self, inbound: list[EventData], now: float, run_local: LocalRunner,
@@ -163,7 +180,7 @@ class Replayer:
                 new_events.append(marker)
                 inst.apply(*marker)
             else:
-                retries[str(cmd.seq)] = {"attempt": outcome.attempt + 1, "at": outcome.retry_at}
+                retries[str(cmd.seq)] = outcome.retry_state()
         commands = self._rounds(None, (new_events, run_local, retries))
         decision = self._decision(new_events, commands, retries)
         decision.rejected_updates = rejected
@@ -191,8 +208,7 @@ class Replayer:
                         new_events.append(outcome.marker(cmd))
                         resolved.append(outcome.marker(cmd))
                     else:
-                        retries[str(cmd.seq)] = {"attempt": outcome.attempt + 1,
-                                                 "at": outcome.retry_at}
+                        retries[str(cmd.seq)] = outcome.retry_state()
                     continue
                 new_events.append(cmd.event())
                 issued.append(cmd)

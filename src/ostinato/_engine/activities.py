@@ -16,7 +16,7 @@ from .._core.definitions import ActivityOptions, App
 from .._core.errors import PayloadTooLargeError, UnknownTypeError
 from .._core.history import RunLocalActivity
 from .._core.retry import backoff, should_retry
-from .._core.serde import encode_payload, to_failure
+from .._core.serde import dumps, encode_payload, to_failure
 from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
 
 if TYPE_CHECKING:
@@ -130,12 +130,41 @@ class ActivityWorker:
         self.transport.send_workflow_task(msg)
 
 
+#: What one workflow task may spend on local activities before it records what it has and
+#: leaves the rest to the next task (as Temporal heartbeats a workflow task): this much JSON
+#: of markers (a batch holds at most `history.MAX_BATCH_BYTES`) and this much wall time (the
+#: decider's Lambda has 60 s, and starts a workflow group with 15 s left). A loop of 50,000
+#: local activities then records about 10 batches instead of one that can never be written.
+LOCAL_TASK_BYTES = 1_000_000
+LOCAL_TASK_SECONDS = 10.0
+
+
 class LocalActivities:
     """Runs local-activity attempts inline in the decider's invocation."""
 
     def __init__(self, app: App, clock: Callable[[], float]) -> None:
         self.app = app
         self.clock = clock
+
+    def budget(self) -> Callable[[RunLocalActivity, int], LocalOutcome]:
+        """A runner for one workflow task: `run` until the task has recorded
+        `LOCAL_TASK_BYTES` of markers or spent `LOCAL_TASK_SECONDS`, then defer every further
+        attempt (the first attempt of a task always runs, so a run always moves on)."""
+        max_bytes, max_seconds = LOCAL_TASK_BYTES, LOCAL_TASK_SECONDS
+        spent = {"bytes": 0, "ran": 0}
+        began = time.monotonic()
+
+        def run(cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
+            if spent["ran"] and (spent["bytes"] >= max_bytes
+                                 or time.monotonic() - began >= max_seconds):
+                return LocalOutcome(attempt, retry_at=self.clock(), deferred=True)
+            outcome = self.run(cmd, attempt)
+            spent["ran"] += 1
+            if outcome.resolved:
+                spent["bytes"] += len(dumps(outcome.marker(cmd)).encode())
+            return outcome
+
+        return run
 
     def run(self, cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
         """Run one attempt; failures retry per its policy."""

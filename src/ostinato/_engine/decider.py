@@ -214,6 +214,9 @@ class Decider:
                 decision = self._replay_and_decide(batches, inbound, now, last_state)
             outbox = decision_outbox(wid, rid, index, decision, now,
                                      self.transport.has_task_queue)
+            if decision.continues:  # local activities are due that this task had no room for
+                outbox.append(wire.SendMessage(wire.Wake(wid, rid,
+                                                         keys.task_continue(rid, number))))
             batch = h.Batch(number, first, now, True, decision.events, outbox, consumed,
                             decision.state(now))
             h.check_batch_size(batch)
@@ -232,7 +235,7 @@ class Decider:
             replayer = Replayer(definition, info_from_started(inbound[0][1], now),
                                 self.app.activities)
         replayer.instance.new_secret = lambda: secrets.token_urlsafe(24)  # 192 random bits
-        return replayer.decide(inbound, now, self.local.run, last_state.get("local_retries"))
+        return replayer.decide(inbound, now, self.local.budget(), last_state.get("local_retries"))
 
     def _failed_task(self, wid: str, rid: str, number: int, first: int, now: float,
                      inbound: list[EventData], consumed: list[str],

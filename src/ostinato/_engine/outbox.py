@@ -88,6 +88,8 @@ def decision_outbox(wid: str, rid: str, index: HistoryIndex, decision: Decision,
     for uid, reason in decision.rejected_updates.items():
         outbox.append(wire.reject_update(rid, uid, reason))
     for seq, retry in decision.local_retries.items():
+        if retry.get("deferred"):  # one wake-up for them all (`Decision.continues`)
+            continue
         outbox.append(at(retry["at"], wire.Wake(
             wid, rid, keys.local_retry(rid, int(seq), retry["attempt"]))))
     return outbox

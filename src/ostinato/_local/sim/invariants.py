@@ -57,7 +57,7 @@ def history_problems(events: list[h.Event]) -> list[str]:
 
 def runs(store: Store, first_run: str) -> list[tuple[str, list[h.Event]]]:
     """The chain of runs from `first_run`, following continue-as-new."""
-    chain = []
+    chain: list[tuple[str, list[h.Event]]] = []
     rid: str | None = first_run
     while rid is not None and len(chain) < 100:
         events = list(store.iter_events(rid))

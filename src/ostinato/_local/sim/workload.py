@@ -91,7 +91,7 @@ async def sim(ctx: WorkflowContext, plan: list[Any], wid: str, rounds: int = 0,
 
 async def _run(ctx: WorkflowContext, step: list[Any], wid: str, rounds: int,
                signals: list[str], tokens: dict[str, str], updates: list[int]) -> Any:
-    kind, arg = step[0], step[1] if len(step) > 1 else None
+    kind, arg = step[0], step[1] if len(step) > 1 else 0
     key = f"{wid}-{arg}-r{rounds}"
     match kind:
         case "act":
@@ -149,7 +149,7 @@ def expected(plan: list[Any], wid: str, rounds: int = 0,
 
 
 def _expect(step: list[Any], wid: str, rounds: int) -> Any:
-    kind, arg = step[0], step[1] if len(step) > 1 else None
+    kind, arg = step[0], step[1] if len(step) > 1 else 0
     key = f"{wid}-{arg}-r{rounds}"
     return {
         "act": lambda: key.upper(),
