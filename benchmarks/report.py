@@ -9,7 +9,7 @@ from typing import Any
 
 from .aws_requests import CATEGORIES
 from .harness import REFERENCE, W1_STEPS, W2_STEPS, W2_WORKFLOWS, W3_FANOUT, W4_SLEEP
-from .imports import handler_modules
+from .imports import print_imports
 
 
 def fmt_stat(s: dict[str, Any], unit: str, digits: int = 1) -> str:
@@ -64,13 +64,7 @@ def print_report(res: dict[str, Any]) -> None:
             f"{rp['build_in_memory_s']:.1f} s; same shape as a moto run: "
             f"{'yes' if res.get('shape_check') else 'NO'})")
     if "imports" in res:
-        out("\nHandler import time, fresh interpreter each run:")
-        for module, s in res["imports"].items():
-            line(f"  {module}", s["wall_ms"], "ms", 0, s["cpu_ms"])
-        if res.get("import_top"):
-            top = ", ".join(f"{n} {ms:.0f}" for n, ms in res["import_top"])
-            out(f"  self time by package importing {handler_modules()[0]} "
-                f"(ms, one -X importtime run): {top}")
+        print_imports(res["imports"], out)
     if "requests" in res:
         print_requests(res["requests"], f"W1 ({W1_STEPS} sequential activities), per activity",
                        unit="act")

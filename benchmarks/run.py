@@ -25,7 +25,7 @@ from typing import Any
 from . import apps
 from .aws_requests import count_requests, history_reads
 from .harness import REFERENCE, W1_STEPS, W3_FANOUT, W4_SLEEP, summarize, timed
-from .imports import handler_modules, import_top, run_imports
+from .imports import run_imports
 from .profiling import profile_w1
 from .replay import run_replay
 from .report import print_report
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     runs = {"w1": 1 if q else 3, "w1core": 3 if q else 7, "w2": 1 if q else 3,
             "w3": 2 if q else 5, "w4": 3 if q else 7, "replay": 5 if q else 11,
-            "imports": 2 if q else 5}
+            "imports": 3 if q else 7}
     v = args.verbose
     t_start = time.perf_counter()
     res: dict[str, Any] = {"quick": q, "python": sys.version.split()[0], "cpus": os.cpu_count(),
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         res["replay"] = run_replay(runs["replay"], v, load_runs=1 if q else 3)
     if stage("imports"):
         res["imports"] = run_imports(runs["imports"], v)
-        res["import_top"] = import_top(handler_modules()[0])
     if stage("requests"):
         run_w1(5)  # warm-up
         res["requests"] = count_requests(apps.sequential, W1_STEPS, W1_STEPS)

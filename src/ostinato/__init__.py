@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client.triggers import EventTrigger
-from ._core.activity import ActivityContext, ActivityInfo, activity_context
-from ._core.context import WorkflowContext
 from ._core.definitions import App, RetryPolicy, activity, workflow
 from ._core.errors import (
     ActivityCancelledError,
@@ -34,25 +31,39 @@ from ._core.errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
-from ._core.history import Event
-from ._core.instance import WorkflowInfo
 
 if TYPE_CHECKING:
     from ._client.handle import WorkflowDescription, WorkflowHandle
-    from ._runtime import Client
+    from ._client.triggers import EventTrigger
+    from ._core.activity import ActivityContext, ActivityInfo, activity_context
+    from ._core.context import WorkflowContext
+    from ._core.history import Event
+    from ._core.instance import WorkflowInfo
+    from ._stack_client import Client
 
-_LAZY = {"Client": "_runtime", "WorkflowDescription": "_client.handle",
-         "WorkflowHandle": "_client.handle"}
+#: public name -> the module holding it, imported on first use of the name: each Lambda
+#: handler loads only what its own path needs (the client pulls in boto3 and pynamodb, the
+#: replay core asyncio; `ostinato replay` loads without the AWS SDK)
+_LAZY = {"Client": "_stack_client", "WorkflowDescription": "_client.handle",
+         "WorkflowHandle": "_client.handle", "EventTrigger": "_client.triggers",
+         "ActivityContext": "_core.activity", "ActivityInfo": "_core.activity",
+         "activity_context": "_core.activity", "WorkflowContext": "_core.context",
+         "Event": "_core.history", "WorkflowInfo": "_core.instance"}
 
 
 def __getattr__(name: str) -> Any:
-    """The client pulls in boto3 and pynamodb: import it on first use, so the pure core
-    (and `ostinato replay`) load without the AWS SDK."""
+    """A lazy public name (`_LAZY`), imported on first use and kept as an attribute."""
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'ostinato' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 __all__ = [
     "ActivityCancelledError",

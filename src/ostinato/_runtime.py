@@ -1,82 +1,38 @@
 """The composition root: the one place that picks adapters and wires engine and client.
 
 One runtime per process (Lambda container), built lazily from the environment on first use so
-importing a handler stays cheap; the test environment and `ostinato dev` install their own
-with `install()` (which returns the one it replaced, to restore later).
+importing a handler stays cheap: the adapters (boto3, pynamodb), the engine and the client are
+imported by `build`, and the client (`_stack_client.Client`) only made when first asked for
+(the SQS handlers never are), so each handler loads what its own path needs. The test
+environment and `ostinato dev` install their own runtime with `install()` (which returns the
+one it replaced, to restore later).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ._aws import session as _session
-from ._aws.eventbus import EventBridgeBus
-from ._aws.scheduler import EventBridgeScheduler
 from ._aws.settings import Settings
-from ._aws.stack import stack_outputs
-from ._aws.store import Store as DynamoStore
-from ._aws.transport import SqsTransport
-from ._client import client as _client
-from ._core.definitions import App, load_app
-from ._engine import Engine
-from ._engine.ports import EventBus, Scheduler, Store, Transport
+from ._core.definitions import APP_ENV, App, NoAppError, load_app
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._engine.ports import EventBus, Store
+    from ._stack_client import Client as Client
 
 
-class Client(_client.Client):
-    """Synchronous client of an ostinato stack (also what the HTTP API uses).
+def __getattr__(name: str) -> Any:
+    """`Client` lives in `_stack_client` (imported on first use); kept here by name too."""
+    if name == "Client":
+        from ._stack_client import Client
 
-    `Client(settings)` (or `Client.from_env()`) builds the AWS adapters for the stack the
-    settings name; any of `store`, `transport`, `scheduler`, `events` may be given instead.
-    """
-
-    def __init__(self, settings: Settings | None = None, *, app: App | None = None,
-                 store: Store | None = None, transport: Transport | None = None,
-                 scheduler: Scheduler | None = None, events: EventBus | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings or Settings.from_env()
-        scheduler = scheduler or EventBridgeScheduler(self.settings)
-        super().__init__(
-            store=store or DynamoStore(self.settings.table_name, self.settings.region),
-            transport=transport or SqsTransport(self.settings, scheduler, clock=clock),
-            scheduler=scheduler, events=events or EventBridgeBus(self.settings.region),
-            app=app, clock=clock)
-
-    @classmethod
-    def from_env(cls) -> Client:
-        """A client for the stack named by the OSTINATO_* environment variables."""
-        return cls(Settings.from_env())
-
-    @classmethod
-    def from_stack(cls, name: str, region: str | None = None, profile: str | None = None, *,
-                   app: App | None = None) -> Client:
-        """A client for the deployed stack `name`, every setting read from its CloudFormation
-        outputs (DescribeStacks).
-
-        Args:
-            name: the stack's name (what `sam deploy` was given).
-            region: where it is (default: AWS_REGION, AWS_DEFAULT_REGION, else the profile's).
-            profile: the AWS profile whose credentials read the stack and make the client's
-                SQS, Scheduler and EventBridge calls (default: AWS_PROFILE, else the default
-                chain). DynamoDB calls (pynamodb) always take the default chain: to use one
-                profile throughout, set AWS_PROFILE rather than pass `profile`.
-            app: the workflow code, if the client should check workflow types locally.
-
-        Raises `StackNotFoundError` for no such stack, `AwsConfigError` without credentials
-        or region, `ValueError` for a stack that lacks ostinato's outputs.
-        """
-        aws = _session.session(profile, region)
-        settings = Settings.from_outputs(stack_outputs(name, aws=aws))
-        scheduler = EventBridgeScheduler(
-            settings, client=aws.client("scheduler", region_name=settings.region))
-        return cls(settings, app=app, scheduler=scheduler,
-                   transport=SqsTransport(
-                       settings, scheduler, sqs=aws.client("sqs", region_name=settings.region)),
-                   events=EventBridgeBus(
-                       settings.region, client=aws.client("events", region_name=settings.region)))
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -86,41 +42,65 @@ class Runtime:
     store: Store
     transport: Any  # SqsTransport, or what the test environment swaps in
     engine: Engine
-    client: Client
+    #: makes the client on first use of `client` (the SQS handlers never ask for one)
+    make_client: Callable[[], Client] = field(repr=False)
+    _client: Client | None = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
+
+    @property
+    def client(self) -> Client:
+        """The runtime's client, made once, on first use, sharing the runtime's adapters."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.make_client()
+        return self._client
 
 
 _current: Runtime | None = None
 
 
 def build(settings: Settings, app: App, clock: Callable[[], float] | None = None,
-          client_cls: type[Client] = Client, *, store: Store | None = None,
+          client_cls: type[Client] | None = None, *, store: Store | None = None,
           sqs: Any = None, scheduler_client: Any = None,
           events: EventBus | None = None) -> Runtime:
-    """The runtime for `settings`; `store`, the SQS and Scheduler clients and the event bus
-    may be given instead of built (the in-memory backend gives all four)."""
+    """The runtime of the stack `settings` names: the AWS adapters (or `store`, the SQS and
+    Scheduler clients and the event bus given instead: the in-memory backend gives all
+    four), the engine over them and (on first use) a client of `client_cls` (default
+    `Client`) sharing the adapters."""
     from ._aws.observer import LambdaObserver, tracer_if_enabled
+    from ._aws.scheduler import EventBridgeScheduler
+    from ._aws.store import Store as DynamoStore
+    from ._aws.transport import SqsTransport
+    from ._engine import Engine
     from ._engine.ports import NO_OBSERVER
 
     tick = clock or time.time
-    store = store or DynamoStore(settings.table_name, settings.region)
+    store = store if store is not None else DynamoStore(settings.table_name, settings.region)
     scheduler = EventBridgeScheduler(settings, client=scheduler_client)
     transport = SqsTransport(settings, scheduler, sqs=sqs, clock=tick)
     # on Lambda: EMF metrics (and X-Ray subsegments when asked for); elsewhere, nothing
     on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     observer = LambdaObserver(tracer=tracer_if_enabled()) if on_lambda else NO_OBSERVER
     engine = Engine(app, store, transport, clock=tick, observer=observer)
-    client = client_cls(settings, app=app, store=store, transport=transport,
-                        scheduler=scheduler, events=events, clock=tick)
-    return Runtime(settings, app, store, transport, engine, client)
+
+    def make_client() -> Client:
+        from ._stack_client import Client
+
+        return (client_cls or Client)(settings, app=app, store=store, transport=transport,
+                                      scheduler=scheduler, events=events, clock=tick)
+
+    return Runtime(settings, app, store, transport, engine, make_client)
 
 
 def get() -> Runtime:
     global _current
     if _current is None:
-        spec = os.environ.get(_client.APP_ENV)
+        spec = os.environ.get(APP_ENV)
         if not spec:
-            raise _client.NoAppError(f"{_client.APP_ENV} is not set: the handlers need "
-                                     "package.module:app to load the workflow code")
+            raise NoAppError(f"{APP_ENV} is not set: the handlers need "
+                             "package.module:app to load the workflow code")
         _current = build(Settings.from_env(), load_app(spec))
     return _current
 

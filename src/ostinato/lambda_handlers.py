@@ -42,8 +42,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from . import _runtime
 from ._aws.budget import InvocationBudget
 from ._core import wire
-from ._engine import RetryLater, deferral_delay
-from ._engine.activities import longest_attempt
+from ._engine.deferral import RetryLater, deferral_delay
 from ._engine.ports import Metric
 
 logger = Logger(service="ostinato")
@@ -218,6 +217,8 @@ def _activity_record(record: SQSRecord, budget: InvocationBudget) -> None:
 
 def _activity_need(record: SQSRecord) -> float | None:
     """The longest the record's attempt may run (its timeouts), None if unbounded or poison."""
+    from ._engine.activities import longest_attempt  # the activity function's path only
+
     try:
         task = wire.ActivityTask.decode(json.loads(record.body))
     except ValueError:

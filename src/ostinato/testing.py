@@ -46,7 +46,7 @@ from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
 from ._local.faults import exempt
 from ._local.motoserver import EnvironmentConflictError
 from ._local.template import default_template_path, load_template
-from ._runtime import Client
+from ._stack_client import Client
 
 __all__ = ["EnvironmentConflictError", "VirtualClock", "WorkflowEnvironment"]
 

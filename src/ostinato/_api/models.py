@@ -141,8 +141,15 @@ def _zone_enum(schema: dict[str, Any]) -> None:
     schema["enum"] = sorted(time_zones())
 
 
+class _Model(BaseModel):
+    """Validators are built on first use (`defer_build`), not at import: a cold API function
+    builds the models of the routes it serves, not all twenty."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 # -- requests -------------------------------------------------------------------------------------
-class _Strict(BaseModel):
+class _Strict(_Model):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -278,22 +285,22 @@ class PutEventsRequest(_Strict):
 
 
 # -- responses ------------------------------------------------------------------------------------
-class StartWorkflowResponse(BaseModel):
+class StartWorkflowResponse(_Model):
     workflow_id: str
     run_id: str
 
 
-class ResultResponse(BaseModel):
+class ResultResponse(_Model):
     result: Any = None
 
 
-class UpdateWithStartResponse(BaseModel):
+class UpdateWithStartResponse(_Model):
     workflow_id: str
     run_id: str = Field(description="the run the update ran on (new, or the running one)")
     result: Any = Field(default=None, description="what the update handler returned")
 
 
-class WorkflowResponse(BaseModel):
+class WorkflowResponse(_Model):
     workflow_id: str
     run_id: str
     workflow_type: str
@@ -305,12 +312,12 @@ class WorkflowResponse(BaseModel):
     close_time: str | None = None
 
 
-class ListResponse(BaseModel):
+class ListResponse(_Model):
     workflows: list[WorkflowResponse]
     next_token: str | None = None
 
 
-class HistoryResponse(BaseModel):
+class HistoryResponse(_Model):
     """Also a history document: `ostinato replay` reads a saved response as is."""
 
     workflow_id: str
@@ -322,7 +329,7 @@ class HistoryResponse(BaseModel):
         default=None, description="more of the history follows: pass it back as next_token")
 
 
-class ScheduleResponse(BaseModel):
+class ScheduleResponse(_Model):
     name: str
     workflow_type: str
     args: list[Any]
@@ -337,19 +344,19 @@ class ScheduleResponse(BaseModel):
     skipped: int
 
 
-class ListSchedulesResponse(BaseModel):
+class ListSchedulesResponse(_Model):
     schedules: list[ScheduleResponse]
 
 
-class PutEventsResponse(BaseModel):
+class PutEventsResponse(_Model):
     FailedEntryCount: int
     Entries: list[dict[str, Any]]
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Model):
     code: str
     message: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     error: ErrorBody

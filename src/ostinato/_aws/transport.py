@@ -21,8 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._core import keys, wire
 from .._core.serde import dumps
-from .._engine.outbox import MAX_SQS_DELAY
-from .._engine.ports import Scheduler
+from .._engine.ports import MAX_SQS_DELAY, Scheduler
 from .settings import Settings
 
 log = logging.getLogger("ostinato.transport")

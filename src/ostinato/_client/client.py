@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import history as h
 from .._core import keys, wire
-from .._core.definitions import App, load_app, type_name
+from .._core.definitions import APP_ENV, App, NoAppError, load_app, type_name
 from .._core.errors import (
     CallbackClosedError,
     CallbackNotFoundError,
-    OstinatoError,
     WorkflowAlreadyStartedError,
     WorkflowClosedError,
 )
@@ -46,15 +45,10 @@ ID_REUSE_POLICIES = ("allow_duplicate", "reject_duplicate")
 WORKFLOW_ID = re.compile(r"[!-.0-~]{1,128}")
 #: Run ids are uuid hex: `uuid4` for starts, `uuid5` for children and continuations.
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-APP_ENV = "OSTINATO_APP"
 #: A history page holds about this much event JSON (a Lambda response is at most 6 MB).
 HISTORY_PAGE_BYTES = 1_000_000
 
 __all__ = ["Client", "WorkflowDescription", "WorkflowHandle"]
-
-
-class NoAppError(OstinatoError, RuntimeError):
-    """The client needs the workflow code (an App) for this call and has none."""
 
 
 class Client:

@@ -20,11 +20,11 @@ from .._core.errors import (
     WorkflowTerminatedError,
     WorkflowTimedOutError,
 )
-from .._core.replay import Replayer, replay_history
 from .._core.serde import encode_payload, from_failure
 from .._engine.ports import Head
 
 if TYPE_CHECKING:
+    from .._core.replay import Replayer
     from .client import Client
 
 
@@ -161,6 +161,8 @@ class WorkflowHandle:
         Right after a start the run has no history yet: wait for its first workflow task
         (bounded by `timeout`), as a query or update sent then would in Temporal.
         """
+        from .._core.replay import replay_history  # queries and updates only: not at cold start
+
         rid = run_id or head.run_id
         batches = self._client.store.load_batches(rid)
         if not batches:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import threading
@@ -137,6 +136,8 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
         try:
             outcome = fn(*args)
             if inspect.isawaitable(outcome):
+                import asyncio  # only async activities need it
+
                 return asyncio.run(_awaited(outcome))
             return outcome
         finally:

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
-from .errors import UnknownTypeError
+from .errors import OstinatoError, UnknownTypeError
+
+#: The environment variable naming the workflow code, as `package.module:app`.
+APP_ENV = "OSTINATO_APP"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -252,6 +255,10 @@ class App:
     @property
     def task_queues(self) -> set[str]:
         return {a.options.task_queue for a in self.activities.values()}
+
+
+class NoAppError(OstinatoError, RuntimeError):
+    """The client needs the workflow code (an App) for this call and has none."""
 
 
 @functools.cache

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core import converter, keys, wire
 from .._core.activity import HEARTBEAT_THROTTLE, ActivityContext, ActivityInfo, call_activity
 from .._core.definitions import ActivityOptions, App
 from .._core.errors import ActivityCancelledError, PayloadTooLargeError, UnknownTypeError
 from .._core.history import RunLocalActivity
-from .._core.replay import LocalOutcome
 from .._core.retry import backoff, should_retry
 from .._core.serde import dumps, encode_payload, to_failure
 from .ports import NO_OBSERVER, Metric, Observer, Store, Transport
+
+if TYPE_CHECKING:
+    from .._core.replay import LocalOutcome
 
 
 def failure_of(exc: BaseException, attempt: int) -> dict[str, Any]:
@@ -191,6 +193,8 @@ class LocalActivities:
 
     def run(self, cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
         """Run one attempt; failures retry per its policy."""
+        from .._core.replay import LocalOutcome  # only the decider (local activities) replays
+
         options = ActivityOptions.from_dict(cmd.options)
         now = self.clock()
         try:

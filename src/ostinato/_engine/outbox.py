@@ -16,9 +16,7 @@ from .._core.errors import UnknownTypeError
 from .._core.index import HistoryIndex
 from .._core.replay import Decision
 from .._core.serde import encode_payload
-
-#: Longest SQS DelaySeconds; a delivery due later goes through EventBridge Scheduler.
-MAX_SQS_DELAY = 900
+from .ports import MAX_SQS_DELAY
 
 
 def at(due: float, msg: wire.Message) -> wire.DeliverAt:

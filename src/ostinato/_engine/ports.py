@@ -140,6 +140,10 @@ class Scheduler(Protocol):
         """Delete a recurring schedule; False if there was none."""
 
 
+#: Longest SQS DelaySeconds; a delivery due later goes through EventBridge Scheduler.
+MAX_SQS_DELAY = 900
+
+
 class Transport(Protocol):
     """Delivery: workflow tasks, activity tasks, timers; sends what an outbox says."""
 
