@@ -42,6 +42,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from . import _runtime
 from ._aws.budget import InvocationBudget
 from ._core import wire
+from ._core.errors import PayloadIntegrityError
 from ._engine import RetryLater, deferral_delay
 from ._engine.activities import longest_attempt
 from ._engine.ports import Metric
@@ -112,14 +113,23 @@ def _standard_batch(event: dict[str, Any], context: Any,
 T = TypeVar("T")
 
 
+def _open(raw_body: str) -> Any:
+    """A body as the JSON it was sent as, through the payload pipeline (codecs, S3)."""
+    return json.loads(_runtime.get().payloads.open(raw_body))
+
+
 def _decode(raw_body: str, message_id: str, decode: Callable[[Any], T]) -> T:
     """A record's body decoded; a poison message (not JSON, or not a message of the protocol:
-    `wire.WireError`) is logged with its SQS message id and re-raised, so it fails alone."""
+    `wire.WireError`) is logged with its SQS message id and re-raised, so it fails alone. A
+    payload that cannot be read back exactly (`PayloadIntegrityError`) fails it too."""
     try:
-        return decode(json.loads(raw_body))
+        return decode(_open(raw_body))
     except ValueError:  # json.JSONDecodeError and wire.WireError are both ValueErrors
         logger.exception("poison message: its body is not a message ostinato can read",
                          extra={"message_id": message_id})
+        raise
+    except PayloadIntegrityError:
+        logger.exception("message payload unreadable", extra={"message_id": message_id})
         raise
 
 
@@ -219,8 +229,8 @@ def _activity_record(record: SQSRecord, budget: InvocationBudget) -> None:
 def _activity_need(record: SQSRecord) -> float | None:
     """The longest the record's attempt may run (its timeouts), None if unbounded or poison."""
     try:
-        task = wire.ActivityTask.decode(json.loads(record.body))
-    except ValueError:
+        task = wire.ActivityTask.decode(_open(record.body))
+    except (ValueError, PayloadIntegrityError):
         return None
     return longest_attempt(task, _runtime.get().engine.clock())
 
