@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .._core import keys, wire
 from .._core.serde import dumps
 from .._engine.outbox import MAX_SQS_DELAY
-from .._engine.payloads import PLAIN, Payloads
+from .._engine.payloads import IN_FLIGHT, PLAIN, Payloads
 from .._engine.ports import Scheduler
 from .settings import Settings
 
@@ -65,7 +65,7 @@ class SqsTransport:
         self.payloads = payloads
 
     def _body(self, encoded: Any, what: str) -> str:
-        return self.payloads.seal(dumps(encoded), what)
+        return self.payloads.seal(dumps(encoded), what, prefix=IN_FLIGHT)
 
     def send_workflow_task(self, msg: wire.Message) -> None:
         self.sqs.send_message(
@@ -98,7 +98,8 @@ class SqsTransport:
                 self.send_activity_task(envelope.msg, math.ceil(delay))
             else:
                 self.sqs.send_message(QueueUrl=self.settings.timer_queue_url,
-                                      MessageBody=self.payloads.seal(body, "due message"),
+                                      MessageBody=self.payloads.seal(body, "due message",
+                                                                     prefix=IN_FLIGHT),
                                       DelaySeconds=math.ceil(delay))
             return
         self.scheduler.create_at(keys.timer_schedule(key), due, body)

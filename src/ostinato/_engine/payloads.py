@@ -27,6 +27,11 @@ DEFAULT_THRESHOLD = 128 * 1024
 #: Without a payload store, what one stored or sent payload may be (the former
 #: MAX_PAYLOAD_BYTES): well inside an SQS message (1 MiB) and a DynamoDB item (400 KB).
 INLINE_LIMIT = 200 * 1024
+#: Key prefixes: what history, heads and schedules reference (kept as long as they are), and
+#: what only queued messages reference (template.yaml expires these after 15 days: a queue
+#: keeps a message 14 days at most).
+STORED = "payloads/"
+IN_FLIGHT = "messages/"
 
 
 class Payloads:
@@ -57,8 +62,8 @@ class Payloads:
             applied.append((codec.name, dict(meta)))
         return data, applied
 
-    def _offload(self, data: bytes, what: str, threshold: int | None,
-                 limit: int | None) -> tuple[Ref | None, bytes]:
+    def _offload(self, data: bytes, what: str, threshold: int | None, limit: int | None,
+                 prefix: str = STORED) -> tuple[Ref | None, bytes]:
         if len(data) <= (self.threshold if threshold is None else threshold):
             return None, data
         if self.store is None:
@@ -66,17 +71,18 @@ class Payloads:
                 raise PayloadTooLargeError(f"{what} (no payload bucket configured)",
                                            len(data), limit)
             return None, data
-        key = f"payloads/{hashlib.sha256(data).hexdigest()}"  # content-addressed: idempotent
+        key = f"{prefix}{hashlib.sha256(data).hexdigest()}"  # content-addressed: idempotent
         return Ref.of(self.store.put(key, data), data), b""
 
     def seal(self, text: str, what: str, limit: int | None = INLINE_LIMIT,
-             threshold: int | None = None) -> str:
-        """`text` (JSON) as it is to be stored or sent: unchanged, or an envelope."""
+             threshold: int | None = None, prefix: str = STORED) -> str:
+        """`text` (JSON) as it is to be stored or sent: unchanged, or an envelope; an
+        offloaded payload is kept under `prefix` (`STORED`, or `IN_FLIGHT` for messages)."""
         raw = text.encode()
         if not self.codecs and len(raw) <= (self.threshold if threshold is None else threshold):
             return text
         data, applied = self._encode(raw, compressed=False)
-        ref, inline = self._offload(data, what, threshold, limit)
+        ref, inline = self._offload(data, what, threshold, limit, prefix)
         if ref is None and not applied:
             return text  # no codec, no store: as before
         return Envelope(applied, ref, inline).to_text()
