@@ -216,7 +216,8 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
             case "AWS::S3::Bucket":
                 bucket = f"{stack_name}-{name}".lower()
                 s3 = session.client("s3", region_name=region)
-                s3.create_bucket(Bucket=bucket)
+                s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
+                    "CreateBucketConfiguration": {"LocationConstraint": region}}))
                 stack.refs[name] = bucket
                 stack.arns[name] = f"arn:aws:s3:::{bucket}"
             case "AWS::IAM::Role":
