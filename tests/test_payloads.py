@@ -329,3 +329,13 @@ def test_a_tampered_or_missing_s3_object_is_an_error_never_a_wrong_value(make_en
 def _flat(errors: list[BaseException]) -> list[BaseException]:
     return [exc for error in errors
             for (_, exc, _) in getattr(error, "child_exceptions", [(None, error, None)])]
+
+
+def test_a_result_too_large_for_a_lambda_response_is_a_typed_error_over_http(make_env):
+    env = make_env(ostinato.App(workflows=[kid]))
+    value = text(6 * MIB, 12)
+    handle = env.client.start_workflow(kid, value, id="huge-result")
+    assert handle.result() == value.upper()  # the client reads it
+    status, body = api("GET", "/workflows/huge-result")  # a Lambda response holds 6 MB
+    assert (status, body["error"]["code"]) == (413, "payload_too_large")
+    assert "ostinato.Client" in body["error"]["message"]

@@ -43,9 +43,6 @@ class Payloads:
         self.store = store
         self.threshold = threshold
         self._decoders = {**_codecs.BUILTIN, **{c.name: c for c in self.codecs}}
-        #: the last offloaded text opened: an activity worker reads a task body twice (its
-        #: timeouts, then the task), and it should not cost two S3 reads
-        self._last: tuple[str, str] | None = None
 
     @property
     def offloads(self) -> bool:
@@ -103,17 +100,10 @@ class Payloads:
         """The JSON text `seal` was given (plain JSON passes as is)."""
         if not is_sealed(stored):
             return stored
-        last = self._last
-        if last is not None and last[0] == stored:
-            return last[1]
-        envelope = parse(stored)
         try:
-            text = self._open(envelope).decode()
+            return self._open(parse(stored)).decode()
         except UnicodeDecodeError:
             raise PayloadIntegrityError("a decoded payload is not UTF-8 text") from None
-        if envelope.ref is not None:
-            self._last = (stored, text)
-        return text
 
     def open_bytes(self, stored: bytes) -> bytes:
         return self._open(parse(stored)) if is_sealed(stored) else stored
