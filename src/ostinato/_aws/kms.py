@@ -61,6 +61,7 @@ class KmsEncryption:
                 answer = self.client.generate_data_key(KeyId=self.key_id, KeySpec="AES_256")
                 current = (answer["Plaintext"], answer["CiphertextBlob"], answer["KeyId"],
                            now, 0)
+                self._remember(answer["CiphertextBlob"], answer["Plaintext"])
             self._current = (*current[:4], current[4] + 1)
             return current[0], current[1], current[2]
 
@@ -76,10 +77,15 @@ class KmsEncryption:
             raise PayloadIntegrityError(f"KMS refused the payload's data key (key {key_id})",
                                         ref=key_id) from None
         with self._lock:
-            self._plain_keys[encrypted] = plain
-            while len(self._plain_keys) > 256:
-                self._plain_keys.popitem(last=False)
+            self._remember(encrypted, plain)
         return plain
+
+    def _remember(self, encrypted: bytes, plain: bytes) -> None:
+        """Keep a data key (the caller holds the lock): reading what this process wrote, or
+        read before, costs no KMS call."""
+        self._plain_keys[encrypted] = plain
+        while len(self._plain_keys) > 256:
+            self._plain_keys.popitem(last=False)
 
     def encode(self, data: bytes) -> tuple[bytes, dict[str, str]]:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
