@@ -60,13 +60,16 @@ class Payloads:
         return data, applied
 
     def _offload(self, data: bytes, what: str, threshold: int | None, limit: int | None,
-                 prefix: str = STORED) -> tuple[Ref | None, bytes]:
-        if len(data) <= (self.threshold if threshold is None else threshold):
+                 prefix: str = STORED, text: bool = False) -> tuple[Ref | None, bytes]:
+        """(a reference, b"") for `data` put in the store, or (None, data) to keep inline.
+        Sizes are what is stored: in text form, the data's base64."""
+        size = -(-len(data) // 3) * 4 if text else len(data)
+        if size <= (self.threshold if threshold is None else threshold):
             return None, data
         if self.store is None:
-            if limit is not None and len(data) > limit:
-                raise PayloadTooLargeError(f"{what} (no payload bucket configured)",
-                                           len(data), limit)
+            if limit is not None and size > limit:
+                raise PayloadTooLargeError(f"{what} (no payload bucket configured)", size,
+                                           limit)
             return None, data
         key = f"{prefix}{hashlib.sha256(data).hexdigest()}"  # content-addressed: idempotent
         return Ref.of(self.store.put(key, data), data), b""
@@ -79,7 +82,7 @@ class Payloads:
         if not self.codecs and len(raw) <= (self.threshold if threshold is None else threshold):
             return text
         data, applied = self._encode(raw, compressed=False)
-        ref, inline = self._offload(data, what, threshold, limit, prefix)
+        ref, inline = self._offload(data, what, threshold, limit, prefix, text=bool(applied))
         if ref is None and not applied:
             return text  # no codec, no store: as before
         return Envelope(applied, ref, inline).to_text()
