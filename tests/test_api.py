@@ -285,13 +285,16 @@ def test_unknown_workflow_type(env, heads):
 
 
 def test_oversized_body_is_refused_before_anything_runs(env, heads):
-    assert_error(start("big", items=["x" * (300 * 1024)]), 413, "payload_too_large", "bytes")
+    assert_error(start("big", items=["x" * (5 * 1024 * 1024)]), 413, "payload_too_large",
+                 "bytes")
     assert_nothing_written(env, heads)
 
 
 def test_oversized_arguments_are_refused_before_anything_is_written(env, heads):
-    args = ["x" * (210 * 1024)]  # under the body limit, over the payload limit
-    assert_error(start("big-args", items=args), 413, "payload_too_large", "workflow arguments")
+    # payloads up to 50 MiB go through the payload bucket, but an HTTP API request cannot
+    # carry them (a Lambda event is at most 6 MB): refused as a body, before anything runs
+    args = ["x" * (4 * 1024 * 1024)]
+    assert_error(start("big-args", items=args), 413, "payload_too_large", "over the limit")
     assert_nothing_written(env, heads)
 
 
@@ -300,7 +303,7 @@ def test_oversized_signal_is_refused_and_not_delivered(env):
     env.drain()
     before = event_types(env, "big-signal")
     assert_error(call("POST", "/workflows/big-signal/signals/approve",
-                      {"args": ["x" * (210 * 1024)]}), 413, "payload_too_large")
+                      {"args": ["x" * (5 * 1024 * 1024)]}), 413, "payload_too_large")
     env.drain()
     assert event_types(env, "big-signal") == before
 
@@ -480,7 +483,7 @@ def test_unknown_or_bad_callback_requests(env):
                  "invalid_request", "error")
     assert_error(call("POST", f"/callbacks/{token}"), 400, "invalid_request")
     assert_error(call("POST", f"/callbacks/{token}",
-                      {"status": "success", "result": "x" * (300 * 1024)}), 413,
+                      {"status": "success", "result": "x" * (5 * 1024 * 1024)}), 413,
                  "payload_too_large")
     env.drain()
     assert event_types(env, "cb-bad") == before

@@ -113,6 +113,20 @@ def test_list_with_filters(dev):
     assert len(page["workflows"]) == 1 and page["next_token"]
 
 
+def test_large_payloads_go_through_the_local_payload_bucket(dev):
+    import base64
+    import random
+
+    big = base64.b64encode(random.Random(11).randbytes(300_000)).decode()  # 400 KB, over 128 KiB
+    status, _ = dev.http("POST", "/workflows", {"workflow_type": "approval", "args": [[big]],
+                                                "id": "e2e-big"})
+    assert status == 201
+    dev.wait_for("e2e-big", lambda d: d["custom_status"] == "awaiting approval")
+    assert dev.http("POST", "/workflows/e2e-big/signals/approve", {"args": [big]})[0] == 202
+    described = dev.wait_for("e2e-big", lambda d: d["status"] != "RUNNING")
+    assert described["result"] == {"shouted": [big.upper()], "approved_by": big}
+
+
 def test_bad_input_over_http(dev):
     status, body = dev.http("POST", "/workflows", raw=b'{"workflow_type": ')
     assert (status, body["error"]["code"]) == (400, "malformed_json")
@@ -121,7 +135,7 @@ def test_bad_input_over_http(dev):
     status, body = dev.http("POST", "/workflows", {"workflow_type": "nope", "id": "e2e-bad"})
     assert (status, body["error"]["code"]) == (404, "unknown_workflow_type")
     status, body = dev.http("POST", "/workflows", {"workflow_type": "nap", "id": "e2e-bad",
-                                                   "args": ["x" * 300_000]})
+                                                   "args": ["x" * 5_000_000]})
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     assert dev.http("GET", "/workflows/e2e-bad")[0] == 404  # nothing was written
     dev.http("POST", "/workflows", {"workflow_type": "nap", "args": [600], "id": "e2e-dup"})
@@ -221,3 +235,4 @@ def test_dynamodb_local_keeps_the_table(tmp_path):
             "slept 0s")
     finally:
         assert server.stop() == 0
+

@@ -6,12 +6,17 @@ import pytest
 
 import ostinato
 from ostinato import RetryPolicy
+from ostinato._core import history as h
+from ostinato._core.serde import MAX_PAYLOAD_BYTES
 from tests.conftest import assert_history_sound
+
+#: Characters of a JSON string one byte over the payload limit (50 MiB; quotes count).
+OVER_LIMIT = MAX_PAYLOAD_BYTES
 
 
 @ostinato.activity(retry=RetryPolicy(maximum_attempts=3))
 def huge_result() -> str:
-    return "x" * 300_000
+    return "x" * OVER_LIMIT
 
 
 @ostinato.activity
@@ -105,7 +110,11 @@ def test_non_ascii_results_are_split_by_bytes(make_env):
     assert env.client.start_workflow("wide_unicode", 3).result() == 120_000
 
 
-def test_a_decision_too_large_for_one_transaction_keeps_running_with_a_reason(env):
+def test_a_decision_too_large_for_one_transaction_keeps_running_with_a_reason(make_env,
+                                                                             monkeypatch):
+    # an offloaded batch may hold 128 MiB: lowered here so that ~6 MB of arguments is over it
+    monkeypatch.setattr(h, "MAX_OFFLOADED_BATCH_BYTES", 5_000_000)
+    env = make_env(app)
     handle = env.client.start_workflow("wide", 40, 150_000, id="huge")  # ~6 MB of arguments
     env.sleep(30)
     desc = handle.describe()
@@ -163,9 +172,10 @@ def head_item_bytes(env, workflow_id: str) -> int:
 def test_a_450_kb_result_fails_the_workflow_with_the_reason_instead_of_stranding_it(make_env):
     """Review finding: a 250 KiB result after 199 KiB of arguments overflowed the head item
     after the history append; the run showed RUNNING forever. A result over the payload limit
-    now fails the run (deterministically, in the replay core) before anything is written."""
+    now fails the run (deterministically, in the replay core) before anything is written.
+    (Since large payloads go to S3, the limit is 50 MiB.)"""
     env = make_env(limits_app)
-    handle = env.client.start_workflow("returns", 450_000, id="r450")
+    handle = env.client.start_workflow("returns", OVER_LIMIT, id="r450")
     with pytest.raises(ostinato.WorkflowFailedError, match=r"workflow result.*over the limit"):
         handle.result()
     desc = handle.describe()
@@ -187,7 +197,7 @@ def test_large_args_and_a_large_result_keep_the_head_under_400_kb(make_env):
 
 def test_oversized_activity_arguments_raise_in_the_workflow_at_the_call(make_env):
     env = make_env(limits_app)
-    out = env.client.start_workflow("passes_big_args", 300_000).result()
+    out = env.client.start_workflow("passes_big_args", OVER_LIMIT).result()
     assert out == "refused at the call: arguments of activity 'blob'"
 
 

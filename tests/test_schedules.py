@@ -23,6 +23,7 @@ from ostinato._client.schedules import (
     ScheduleNotFoundError,
 )
 from ostinato._core.cron import iso, parse_cron, parse_expression, parse_rate
+from ostinato._core.serde import MAX_PAYLOAD_BYTES
 from ostinato._local.emulator import MAX_CATCH_UP, SchedulerEmulator
 from tests.apps import scheduled
 from tests.apps.lambda_calls import api, invoke_events, load, sqs_event
@@ -244,7 +245,8 @@ def test_unknown_types_big_arguments_and_taken_names(env):
     with pytest.raises(UnknownTypeError, match="'nope'"):
         schedules.create_schedule(env.client, "n", "nope", rate="1 hour")
     with pytest.raises(PayloadTooLargeError):
-        schedules.create_schedule(env.client, "n", "tick", "x" * 300_000, rate="1 hour")
+        schedules.create_schedule(env.client, "n", "tick", "x" * MAX_PAYLOAD_BYTES,
+                                  rate="1 hour")
     assert schedules.list_schedules(env.client) == [] and scheduler_names(env) == []
 
     schedules.create_schedule(env.client, "n", "tick", "first", rate="1 hour")

@@ -96,12 +96,21 @@ def resources_of(cfn: Template, kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in cfn["Resources"].items() if r["Type"] == kind}
 
 
+def _branches(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    """A statement, or both of a conditional one's (`Fn::If`) but AWS::NoValue."""
+    if set(statement) == {"Fn::If"}:
+        return [b for b in statement["Fn::If"][1:] if b != {"Ref": "AWS::NoValue"}]
+    return [statement]
+
+
 def statements(node: Any) -> Iterator[dict[str, Any]]:
-    """Every IAM policy statement anywhere under `node` (inline, trust, resource policies)."""
+    """Every IAM policy statement anywhere under `node` (inline, trust, resource policies),
+    those of either branch of a condition included."""
     if isinstance(node, dict):
         if "Statement" in node:
             found = node["Statement"]
-            yield from found if isinstance(found, list) else [found]
+            for st in found if isinstance(found, list) else [found]:
+                yield from _branches(st)
         for value in node.values():
             yield from statements(value)
     elif isinstance(node, list):
@@ -216,6 +225,8 @@ def check_no_wildcard_actions(cfn: Template) -> None:
         assert "NotAction" not in st, f"NotAction grants everything else: {st}"
         for action in as_list(st.get("Action", [])):
             seen += 1
+            if st["Effect"] == "Deny":
+                continue  # a wildcard denies more, never grants (the bucket's TLS-only rule)
             assert "*" not in str(action), f"wildcard action {action!r} in {st}"
     assert seen >= 20, f"only {seen} actions found: the walk missed the policies"
 
@@ -254,6 +265,13 @@ def check_least_privilege(cfn: Template) -> None:
                 condition = st.get("Condition", {}).get("StringEquals", {})
                 assert condition.get("events:source") == {"Ref": "TriggerEventSources"}, \
                     f"{function}: publishes any source: {st}"
+            elif services == {"s3"}:  # the payload bucket's objects, nothing else
+                assert as_list(st["Action"]) == ["s3:GetObject", "s3:PutObject"], st
+                assert resources == [{"Fn::Sub": "${PayloadBucket.Arn}/*"}], f"{function}: {st}"
+            elif services == {"kms"}:  # the payload key, only when one is configured
+                assert sorted(as_list(st["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+                assert resources == [{"Ref": "PayloadKmsKeyArn"}], f"{function}: {st}"
+                assert st in conditional_statements(cfn, function, "HasPayloadKey"), st
             elif services == {"iam"}:
                 assert as_list(st["Action"]) == ["iam:PassRole"], st
                 assert resources == [arn("SchedulerRole")], f"{function}: PassRole {st}"
@@ -457,6 +475,54 @@ def check_triggers(cfn: Template) -> None:
         f"any rule could send to the trigger queue: {sts}"
 
 
+def conditional_statements(cfn: Template, function: str, condition: str) -> list[Any]:
+    """The statements of `function`'s role that exist only when `condition` holds."""
+    found = []
+    for policy in cfn["Resources"][f"{function}Role"]["Properties"].get("Policies", []):
+        for st in as_list(policy["PolicyDocument"]["Statement"]):
+            if set(st) == {"Fn::If"} and st["Fn::If"][0] == condition:
+                assert st["Fn::If"][2] == {"Ref": "AWS::NoValue"}, st
+                found.append(st["Fn::If"][1])
+    return found
+
+
+def check_payload_bucket(cfn: Template) -> None:
+    """Encrypted, never public, TLS only, kept like the table, objects expiring by prefix; its
+    name reaches the functions and the outputs; every function may read and write objects."""
+    bucket = cfn["Resources"]["PayloadBucket"]
+    props = bucket["Properties"]
+    assert bucket.get("DeletionPolicy") == "Retain", "histories reference its objects"
+    (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    messages = [r for r in rules if isinstance(r, dict) and r.get("Prefix") == "messages/"]
+    assert messages and messages[0]["ExpirationInDays"] > 14, "a queue keeps 14 days"
+    kept = [r["Fn::If"] for r in rules if isinstance(r, dict) and "Fn::If" in r]
+    assert kept and kept[0][0] == "HasPayloadRetention" and kept[0][1]["Prefix"] == "payloads/"
+    policy = resources_of(cfn, "AWS::S3::BucketPolicy")["PayloadBucketPolicy"]["Properties"]
+    (tls,) = as_list(policy["PolicyDocument"]["Statement"])
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}}
+    for function in ("WorkflowTaskFunction", "ActivityTaskFunction", "TimerFunction",
+                     "ApiFunction", "EventsFunction"):
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env["OSTINATO_PAYLOAD_BUCKET"] == {"Ref": "PayloadBucket"}, function
+        for action in ("s3:GetObject", "s3:PutObject"):
+            assert granted(cfn, function, action) == [
+                {"Fn::Sub": "${PayloadBucket.Arn}/*"}], (function, action)
+        (key,) = conditional_statements(cfn, function, "HasPayloadKey")
+        assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"], function
+        always = [st for policy in cfn["Resources"][f"{function}Role"]["Properties"]["Policies"]
+                  for st in as_list(policy["PolicyDocument"]["Statement"])
+                  if set(st) != {"Fn::If"}]
+        assert not [st for st in always if any(str(a).startswith("kms:") for a in as_list(
+            st.get("Action", [])))], f"{function}: KMS granted without a key configured"
+    assert cfn["Outputs"]["PayloadBucketName"]["Value"] == {"Ref": "PayloadBucket"}
+
+
 CHECKS: dict[str, Callable[[Template], None]] = {
     "event_sources": check_event_sources,
     "queues": check_queues,
@@ -471,6 +537,7 @@ CHECKS: dict[str, Callable[[Template], None]] = {
     "http_api": check_http_api,
     "functions": check_functions,
     "triggers": check_triggers,
+    "payload_bucket": check_payload_bucket,
 }
 
 
@@ -508,6 +575,12 @@ def _event(t: Template, function: str) -> dict[str, Any]:
 
 def _add_statement(t: Template, function: str, statement: dict[str, Any]) -> None:
     _props(t, function)["Policies"][0]["Statement"].append(statement)
+
+
+def _statement(t: Template, function: str, sid: str) -> dict[str, Any]:
+    (st,) = [st for st in _props(t, function)["Policies"][0]["Statement"]
+             if st.get("Sid") == sid]
+    return st
 
 
 def _drop_statement(t: Template, function: str, sid: str) -> None:
@@ -567,6 +640,11 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
                 {"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
     "api cannot query indexes": ("least_privilege", lambda t: _props(t, "ApiFunction")[
         "Policies"][0]["Statement"][1].update(Resource={"Fn::GetAtt": ["WorkflowTable", "Arn"]})),
+    "public payload bucket": ("payload_bucket", lambda t: _props(t, "PayloadBucket")[
+        "PublicAccessBlockConfiguration"].update(RestrictPublicBuckets=False)),
+    "payload key granted unconditionally": ("payload_bucket", lambda t: _add_statement(
+        t, "TimerFunction", {"Effect": "Allow", "Action": ["kms:Decrypt"],
+                             "Resource": {"Ref": "PayloadKmsKeyArn"}})),
     "missing route": ("http_api", lambda t: _props(t, "ApiFunction")["Events"].pop(
         "TerminateWorkflow")),
     "unauthenticated control route": ("http_api", lambda t: _props(t, "ApiFunction")[
@@ -580,16 +658,16 @@ MUTATIONS: dict[str, tuple[str, Callable[[Template], None]]] = {
         "DeadLetterConfig")),
     "any rule may feed the trigger queue": ("triggers", lambda t: _props(
         t, "TriggerQueuePolicy")["PolicyDocument"]["Statement"][0].pop("Condition")),
-    "api publishes any source": ("least_privilege", lambda t: _props(t, "ApiFunction")[
-        "Policies"][0]["Statement"][-1].pop("Condition")),
-    "api may delete timers": ("least_privilege", lambda t: _props(t, "ApiFunction")[
-        "Policies"][0]["Statement"][-3].update(Resource={"Fn::Sub": (
+    "api publishes any source": ("least_privilege", lambda t: _statement(
+        t, "ApiFunction", "PublishTriggerEvents").pop("Condition")),
+    "api may delete timers": ("least_privilege", lambda t: _statement(
+        t, "ApiFunction", "Schedules").update(Resource={"Fn::Sub": (
             "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
             ":schedule/${TimerScheduleGroup}/*")})),
     "decider cannot defer": ("code_calls_are_granted", lambda t: _drop_statement(
         t, "WorkflowTaskFunction", "Defer")),
-    "events function cannot requeue": ("code_calls_are_granted", lambda t: _props(
-        t, "EventsFunction")["Policies"][0]["Statement"][-1].update(
+    "events function cannot requeue": ("code_calls_are_granted", lambda t: _statement(
+        t, "EventsFunction", "WakeDeciderAndRequeue").update(
             Resource={"Fn::GetAtt": ["WorkflowTaskQueue", "Arn"]})),
     "DLQ without an alarm": ("alarms", lambda t: t["Resources"].pop("TimerDLQAlarm")),
     "new DLQ without an alarm": ("alarms", lambda t: t["Resources"].update(

@@ -22,7 +22,8 @@ from ._core.definitions import APP_ENV, App, NoAppError, load_app
 
 if TYPE_CHECKING:
     from ._engine import Engine
-    from ._engine.ports import EventBus, Store
+    from ._engine.payloads import Payloads
+    from ._engine.ports import EventBus, PayloadStore, Store
     from ._stack_client import Client as Client
 
 
@@ -41,6 +42,7 @@ class Runtime:
     app: App
     store: Store
     transport: Any  # SqsTransport, or what the test environment swaps in
+    payloads: Payloads  # what the handlers open received bodies with
     engine: Engine
     #: makes the client on first use of `client` (the SQS handlers never ask for one)
     make_client: Callable[[], Client] = field(repr=False)
@@ -64,22 +66,29 @@ _current: Runtime | None = None
 def build(settings: Settings, app: App, clock: Callable[[], float] | None = None,
           client_cls: type[Client] | None = None, *, store: Store | None = None,
           sqs: Any = None, scheduler_client: Any = None,
-          events: EventBus | None = None) -> Runtime:
+          events: EventBus | None = None, payload_store: PayloadStore | None = None) -> Runtime:
     """The runtime of the stack `settings` names: the AWS adapters (or `store`, the SQS and
     Scheduler clients and the event bus given instead: the in-memory backend gives all
     four), the engine over them and (on first use) a client of `client_cls` (default
     `Client`) sharing the adapters."""
     from ._aws.observer import LambdaObserver, tracer_if_enabled
+    from ._aws.payloads import payloads_for
     from ._aws.scheduler import EventBridgeScheduler
     from ._aws.store import Store as DynamoStore
     from ._aws.transport import SqsTransport
     from ._engine import Engine
+    from ._engine.payloads import Payloads
     from ._engine.ports import NO_OBSERVER
 
     tick = clock or time.time
-    store = store if store is not None else DynamoStore(settings.table_name, settings.region)
-    scheduler = EventBridgeScheduler(settings, client=scheduler_client)
-    transport = SqsTransport(settings, scheduler, sqs=sqs, clock=tick)
+    if payload_store is not None:  # the in-memory backend's bucket
+        payloads = Payloads(app.codec, payload_store)
+    else:
+        payloads = payloads_for(settings, app.codec)
+    if store is None:
+        store = DynamoStore(settings.table_name, settings.region, payloads)
+    scheduler = EventBridgeScheduler(settings, client=scheduler_client, payloads=payloads)
+    transport = SqsTransport(settings, scheduler, sqs=sqs, clock=tick, payloads=payloads)
     # on Lambda: EMF metrics (and X-Ray subsegments when asked for); elsewhere, nothing
     on_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     observer = LambdaObserver(tracer=tracer_if_enabled()) if on_lambda else NO_OBSERVER
@@ -89,9 +98,10 @@ def build(settings: Settings, app: App, clock: Callable[[], float] | None = None
         from ._stack_client import Client
 
         return (client_cls or Client)(settings, app=app, store=store, transport=transport,
-                                      scheduler=scheduler, events=events, clock=tick)
+                                      scheduler=scheduler, events=events, clock=tick,
+                                      payloads=payloads)
 
-    return Runtime(settings, app, store, transport, engine, make_client)
+    return Runtime(settings, app, store, transport, payloads, engine, make_client)
 
 
 def get() -> Runtime:

@@ -42,6 +42,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from . import _runtime
 from ._aws.budget import InvocationBudget
 from ._core import wire
+from ._core.envelope import is_sealed
+from ._core.errors import PayloadIntegrityError
 from ._engine.deferral import RetryLater, deferral_delay
 from ._engine.ports import Metric
 
@@ -111,14 +113,25 @@ def _standard_batch(event: dict[str, Any], context: Any,
 T = TypeVar("T")
 
 
+def _open(raw_body: str) -> Any:
+    """A body as the JSON it was sent as, through the payload pipeline (codecs, S3)."""
+    if not is_sealed(raw_body):
+        return json.loads(raw_body)
+    return json.loads(_runtime.get().payloads.open(raw_body))
+
+
 def _decode(raw_body: str, message_id: str, decode: Callable[[Any], T]) -> T:
     """A record's body decoded; a poison message (not JSON, or not a message of the protocol:
-    `wire.WireError`) is logged with its SQS message id and re-raised, so it fails alone."""
+    `wire.WireError`) is logged with its SQS message id and re-raised, so it fails alone. A
+    payload that cannot be read back exactly (`PayloadIntegrityError`) fails it too."""
     try:
-        return decode(json.loads(raw_body))
+        return decode(_open(raw_body))
     except ValueError:  # json.JSONDecodeError and wire.WireError are both ValueErrors
         logger.exception("poison message: its body is not a message ostinato can read",
                          extra={"message_id": message_id})
+        raise
+    except PayloadIntegrityError:
+        logger.exception("message payload unreadable", extra={"message_id": message_id})
         raise
 
 
@@ -207,8 +220,14 @@ def workflow_task(event: dict[str, Any], context: Any) -> Any:
 
 
 # -- activity tasks ----------------------------------------------------------------------------
+#: Tasks whose bodies the time guard opened (by SQS message id), so that the attempt does not
+#: open them again: a large body is an S3 read. Each invocation removes its own.
+_opened: dict[str, wire.ActivityTask] = {}
+
+
 def _activity_record(record: SQSRecord, budget: InvocationBudget) -> None:
-    task = _decode(record.body, record.message_id, wire.ActivityTask.decode)
+    task = _opened.pop(record.message_id, None) or _decode(
+        record.body, record.message_id, wire.ActivityTask.decode)
     logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
                        activity=f"{task.activity_type}#{task.seq}")
     _runtime.get().engine.handle_activity_task(task, _receive_count(record),
@@ -220,8 +239,8 @@ def _activity_need(record: SQSRecord) -> float | None:
     from ._engine.activities import longest_attempt  # the activity function's path only
 
     try:
-        task = wire.ActivityTask.decode(json.loads(record.body))
-    except ValueError:
+        task = _opened[record.message_id] = wire.ActivityTask.decode(_open(record.body))
+    except (ValueError, PayloadIntegrityError):
         return None
     return longest_attempt(task, _runtime.get().engine.clock())
 
@@ -230,7 +249,11 @@ def _activity_need(record: SQSRecord) -> float | None:
 @_observed
 def activity_task(event: dict[str, Any], context: Any) -> Any:
     """SQS activity queue -> activity worker."""
-    return _standard_batch(event, context, _activity_record, _activity_need)
+    try:
+        return _standard_batch(event, context, _activity_record, _activity_need)
+    finally:
+        for raw in event.get("Records", []):
+            _opened.pop(raw.get("messageId", ""), None)
 
 
 # -- due deliveries (timer queue; Scheduler targets it too) --------------------------------------

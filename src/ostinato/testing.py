@@ -194,7 +194,8 @@ class WorkflowEnvironment:
         self.runtime = _runtime.build(
             self.settings, self.app, clock=self.clock, client_cls=_EnvClient,
             store=backend.store, sqs=self.sqs, scheduler_client=self.scheduler,
-            events=EventBridgeBus(self.settings.region, client=backend.client("events")))
+            events=EventBridgeBus(self.settings.region, client=backend.client("events")),
+            payload_store=backend.payloads)
         self._install_runtime()
         for mapping in self.stack.queue_mappings:
             handler = import_handler(mapping.handler, self.stack.code_root)

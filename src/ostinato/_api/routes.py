@@ -84,8 +84,12 @@ from .models import (
 )
 from .paging import decode_token, encode_token, parse_time
 
-#: Largest request body accepted: an SQS message (256 KiB) is the most any payload can become.
-MAX_BODY_BYTES = 256 * 1024
+#: Largest request body accepted. Lambda takes a synchronous event of at most 6 MB, and API
+#: Gateway may send the body base64 (a third larger); larger payloads (up to 50 MiB, kept in
+#: the payload bucket) go through `ostinato.Client` instead.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Largest response body: a Lambda response is at most 6 MB (a larger one would be a 502).
+MAX_RESPONSE_BYTES = 5_500_000
 #: How long an update request waits for the handler's result (API Gateway gives up at 29 s).
 UPDATE_TIMEOUT = 25.0
 
@@ -522,7 +526,14 @@ def handle(event: dict[str, Any], context: Any, client: Client) -> dict[str, Any
         return {"statusCode": 413, "headers": {"Content-Type": "application/json"},
                 "body": dumps({"error": error}), "isBase64Encoded": False}
     app.append_context(client=client)
-    return app.resolve(_routable(_text_body(_as_json(event))), context)
+    answer: dict[str, Any] = app.resolve(_routable(_text_body(_as_json(event))), context)
+    if len(answer.get("body") or "") > MAX_RESPONSE_BYTES:
+        error = {"code": "payload_too_large", "message": (
+            f"the response is over the {MAX_RESPONSE_BYTES} bytes a Lambda response may hold: "
+            "read payloads this large with ostinato.Client (Client.from_stack)")}
+        answer = {"statusCode": 413, "headers": {"Content-Type": "application/json"},
+                  "body": dumps({"error": error}), "isBase64Encoded": False}
+    return answer
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:

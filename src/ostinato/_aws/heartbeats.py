@@ -12,8 +12,6 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
-from .._core.serde import dumps, loads
-
 
 def _condition_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
@@ -23,6 +21,8 @@ class HeartbeatItems:
     """The `Store` port's heartbeat methods (mixed into `_aws.store.Store`)."""
 
     _heartbeat: Any  # the pynamodb model of heartbeat items
+    _put: Any  # the store's payload pipeline: value -> stored text (codec, S3 offload)
+    _get: Any  # and back
 
     def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
         """Record details unless a later attempt already did (a stale attempt loses quietly);
@@ -30,7 +30,8 @@ class HeartbeatItems:
         HB = self._heartbeat
         item = HB(f"R#{run_id}", f"H#{seq}")
         try:
-            item.update(actions=[HB.attempt.set(attempt), HB.details.set(dumps(details))],
+            stored = self._put(details, "heartbeat details")
+            item.update(actions=[HB.attempt.set(attempt), HB.details.set(stored)],
                         condition=HB.attempt.does_not_exist() | (HB.attempt <= attempt))
         except UpdateError as exc:
             if not _condition_failed(exc):
@@ -48,7 +49,7 @@ class HeartbeatItems:
             item = self._heartbeat.get(f"R#{run_id}", f"H#{seq}", consistent_read=True)
         except self._heartbeat.DoesNotExist:
             return None, False
-        details = None if item.details is None else loads(item.details)
+        details = None if item.details is None else self._get(item.details)
         return details, bool(item.cancel_requested)
 
     def request_activity_cancel(self, run_id: str, seq: int) -> None:

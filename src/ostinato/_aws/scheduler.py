@@ -6,6 +6,9 @@ RetryPolicy, then drops it, unless the target names a dead-letter queue: every s
 here names the stack's (OSTINATO_SCHEDULER_DLQ_ARN, template.yaml SchedulerDLQ, alarmed).
 A timer is worth a day of retries (Scheduler's longest); a recurring firing an hour, after
 which it is stale and the next one is on its way.
+
+A schedule's input passes the payload pipeline with a low threshold (`INPUT_THRESHOLD`): a
+larger body is kept in the payload bucket and the schedule carries the reference.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from .._engine.payloads import PLAIN, Payloads
 from .settings import Settings
 
 #: How long Scheduler keeps trying to deliver, per kind of schedule (see the module docstring).
 TIMER_RETRY = {"MaximumEventAgeInSeconds": 86_400, "MaximumRetryAttempts": 185}
 FIRING_RETRY = {"MaximumEventAgeInSeconds": 3_600, "MaximumRetryAttempts": 185}
+#: Schedule inputs larger than this go to the payload bucket (a schedule is a small
+#: definition; its input is not meant to hold payloads).
+INPUT_THRESHOLD = 8 * 1024
 
 
 class EventBridgeScheduler:
     """The `Scheduler` port on EventBridge Scheduler (boto3 client built on first use)."""
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(self, settings: Settings, client: Any = None,
+                 payloads: Payloads = PLAIN) -> None:
         self.settings = settings
         self._client = client
+        self.payloads = payloads
 
     @property
     def client(self) -> Any:
@@ -37,8 +46,9 @@ class EventBridgeScheduler:
         return self._client
 
     def _target(self, arn: str, body: str, retry: dict[str, int]) -> dict[str, Any]:
+        sealed = self.payloads.seal(body, "schedule input", threshold=INPUT_THRESHOLD)
         target: dict[str, Any] = {"Arn": arn, "RoleArn": self.settings.scheduler_role_arn,
-                                  "Input": body, "RetryPolicy": dict(retry)}
+                                  "Input": sealed, "RetryPolicy": dict(retry)}
         if self.settings.scheduler_dlq_arn:
             target["DeadLetterConfig"] = {"Arn": self.settings.scheduler_dlq_arn}
         return target

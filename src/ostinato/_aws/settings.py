@@ -27,6 +27,7 @@ OUTPUT_VARIABLES = {
     "TriggerQueueArn": "OSTINATO_TRIGGER_QUEUE_ARN",
     "TriggerQueueUrl": "OSTINATO_TRIGGER_QUEUE_URL",
     "SchedulerDLQArn": "OSTINATO_SCHEDULER_DLQ_ARN",
+    "PayloadBucketName": "OSTINATO_PAYLOAD_BUCKET",
     "Region": "AWS_REGION",
 }
 
@@ -44,6 +45,7 @@ class Settings:
     region: str = "us-east-1"
     trigger_queue_url: str = ""
     scheduler_dlq_arn: str = ""  # where Scheduler puts deliveries it gave up on
+    payload_bucket: str = ""  # large payloads (template.yaml PayloadBucket); "": none
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -78,6 +80,7 @@ class Settings:
             region=env_region(env) or "us-east-1",
             trigger_queue_url=env.get("OSTINATO_TRIGGER_QUEUE_URL", ""),
             scheduler_dlq_arn=env.get("OSTINATO_SCHEDULER_DLQ_ARN", ""),
+            payload_bucket=env.get("OSTINATO_PAYLOAD_BUCKET", ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -92,4 +95,5 @@ class Settings:
             "OSTINATO_TRIGGER_QUEUE_ARN": self.trigger_queue_arn,
             "OSTINATO_TRIGGER_QUEUE_URL": self.trigger_queue_url,
             "OSTINATO_SCHEDULER_DLQ_ARN": self.scheduler_dlq_arn,
+            "OSTINATO_PAYLOAD_BUCKET": self.payload_bucket,
         }

@@ -9,8 +9,8 @@ Layout (one table, keys `pk`/`sk`):
   the workflow id) spreads a status or type over 8 partitions, so no single status value takes
   every start. They project what describe shows except the arguments (INCLUDE), so an index
   write stays small; a result over 32 KiB is not copied to the head (`result_spilled`) and is
-  read from the run's last batch instead. The head therefore never nears 400 KB: arguments
-  (at most 200 KiB) plus at most 32 KiB each of result, failure and custom status.
+  read from the run's last batch instead. The head never nears 400 KB: arguments over 128 KiB
+  go to the payload bucket (`Payloads`), result, failure and custom status are 32 KiB at most.
 - `R#<run_id>` / `B#<n>`: batch n of the run's history (events, outbox, consumed message
   keys, projection). Batches are put with `attribute_not_exists`: the key is the expected
   sequence number, so of two racing appenders exactly one wins (`AppendConflict`).
@@ -46,6 +46,7 @@ from .._core.listing import HEAD_INLINE_BYTES, LIST_SHARDS, shard_of
 from .._core.listing import list_keys as _list_keys
 from .._core.listing import page_starts as _page_starts
 from .._core.serde import dumps, loads
+from .._engine.payloads import PLAIN, Payloads
 from .._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
 from .heartbeats import HeartbeatItems
 
@@ -166,10 +167,11 @@ def _batch_sk(number: int) -> str:
     return f"B#{number:010d}"
 
 
-def _to_batch(head: Any, parts: list[Any]) -> h.Batch:
+def _to_batch(head: Any, parts: list[Any], payloads: Payloads = PLAIN) -> h.Batch:
     """The batch whose items are `parts` (its first item, then the rest, in key order)."""
-    if head.bz is not None:
-        body = zlib.decompress(b"".join(bytes(p.bz) for p in parts)).decode()
+    if head.bz is not None:  # zlib, or an envelope of it (codecs, or offloaded to S3)
+        data = payloads.open_bytes(b"".join(bytes(p.bz) for p in parts))
+        body = zlib.decompress(data).decode()
     else:
         body = "".join(p.body for p in parts)
     return h.decode_body(int(head.sk[2:12]), int(head.first), float(head.t), bool(head.decided),
@@ -209,9 +211,9 @@ def _schedule_model(table_name: str, region: str) -> Any:
 SCHEDULES = "SCHEDULES"
 
 
-def _to_schedule(item: Any) -> ScheduleRecord:
+def _to_schedule(item: Any, payloads: Payloads) -> ScheduleRecord:
     return ScheduleRecord(
-        name=item.sk[2:], workflow_type=item.wf_type, args=loads(item.args),
+        name=item.sk[2:], workflow_type=item.wf_type, args=loads(payloads.open(item.args)),
         expression=item.expression, timezone=item.tz, overlap=item.overlap,
         created=float(item.created), anchor=None if item.anchor is None else float(item.anchor),
         last_fire=None if item.last_fire is None else float(item.last_fire),
@@ -221,10 +223,19 @@ def _to_schedule(item: Any) -> ScheduleRecord:
 class Store(HeartbeatItems):
     """The DynamoDB adapter (see the module docstring)."""
 
-    def __init__(self, table_name: str, region: str = "us-east-1") -> None:
+    def __init__(self, table_name: str, region: str = "us-east-1",
+                 payloads: Payloads = PLAIN) -> None:
         self._head, self._batch, self._heartbeat, self._claim = _models(table_name, region)
         self._schedule = _schedule_model(table_name, region)
         self.table_name = table_name
+        self.payloads = payloads  # every payload attribute passes it (`_engine/payloads.py`)
+        self.max_batch_bytes = h.batch_limit(payloads.offloads)
+
+    def _put(self, value: Any, what: str) -> str:
+        return self.payloads.seal(dumps(value), what)
+
+    def _get(self, stored: str | None) -> Any:
+        return None if stored is None else loads(self.payloads.open(stored))
 
     # -- heads --------------------------------------------------------------------------
     def get_head(self, workflow_id: str) -> Head | None:
@@ -239,11 +250,10 @@ class Store(HeartbeatItems):
         return Head(
             workflow_id=item.pk[2:], run_id=item.run_id, workflow_type=item.workflow_type,
             status=item.status, start_time=float(item.start_time),
-            args=[] if args is None else loads(args),  # a listed head: describe needs none
+            args=[] if args is None else self._get(args),  # a listed head: describe needs none
             close_time=None if item.close_time is None else float(item.close_time),
-            result=None if item.result is None else loads(item.result),
-            failure=None if item.failure is None else loads(item.failure),
-            custom_status=None if item.custom_status is None else loads(item.custom_status),
+            result=self._get(item.result), failure=self._get(item.failure),
+            custom_status=self._get(item.custom_status),
             batch=int(item.batch or 0), task_failure=item.task_failure,
             continued_from=item.continued_from,
             deadline=None if item.deadline is None else float(item.deadline),
@@ -261,7 +271,8 @@ class Store(HeartbeatItems):
         H = self._head
         item = H(f"W#{head.workflow_id}", "HEAD", run_id=head.run_id,
                  workflow_type=head.workflow_type, status=h.RUNNING,
-                 start_time=head.start_time, args=dumps(head.args), batch=0,
+                 start_time=head.start_time, args=self._put(head.args, "workflow arguments"),
+                 batch=0,
                  continued_from=head.continued_from, deadline=head.deadline,
                  parent=None if head.parent is None else dumps(head.parent),
                  **_list_keys(head.workflow_id, h.RUNNING, head.workflow_type))
@@ -287,7 +298,7 @@ class Store(HeartbeatItems):
         shard = shard_of(workflow_id)
         actions = [H.status.set(state["status"]), H.batch.set(batch),
                    H.ls.set(f"{state['status']}#{shard}"),
-                   H.custom_status.set(dumps(state.get("custom_status")))]
+                   H.custom_status.set(self._put(state.get("custom_status"), "custom status"))]
         if task_failure is None:
             actions.append(H.task_failure.remove())
         else:
@@ -296,9 +307,9 @@ class Store(HeartbeatItems):
             result = dumps(state.get("result"))
             spilled = len(result.encode()) > HEAD_INLINE_BYTES  # read from the batch instead
             actions += [H.close_time.set(state.get("close_time")),
-                        H.result.set(None if spilled else result),
+                        H.result.set(None if spilled else self.payloads.seal(result, "result")),
                         H.result_spilled.set(True) if spilled else H.result_spilled.remove(),
-                        H.failure.set(dumps(state.get("failure")))]
+                        H.failure.set(self._put(state.get("failure"), "failure"))]
         newer_batch_of_this_run = (H.run_id == run_id) & (H.batch < batch)
         try:
             item.update(actions=actions, condition=newer_batch_of_this_run)
@@ -389,7 +400,7 @@ class Store(HeartbeatItems):
                 return batches, True  # `item` starts the next page
             parts.append(item)
             if len(parts) == int(parts[0].parts):
-                batch = _to_batch(parts[0], parts)
+                batch = _to_batch(parts[0], parts, self.payloads)
                 batches.append(batch)
                 if max_bytes is not None:
                     size += len(dumps(batch.events))
@@ -404,7 +415,7 @@ class Store(HeartbeatItems):
                             scan_index_forward=False, page_size=4):
             tail.append(item)
             if len(item.sk) == 12:  # "B#" + 10 digits: the batch's first item
-                return _to_batch(item, list(reversed(tail)))
+                return _to_batch(item, list(reversed(tail)), self.payloads)
         return None
 
     def append(self, run_id: str, batch: h.Batch) -> None:
@@ -414,8 +425,9 @@ class Store(HeartbeatItems):
         written in one transaction, each part conditional too.
         """
         B = self._batch
-        h.check_batch_size(batch)
-        chunks = _byte_chunks(zlib.compress(h.encode_body(batch).encode(), 6))
+        h.check_batch_size(batch, self.max_batch_bytes)
+        chunks = _byte_chunks(self.payloads.seal_bytes(
+            zlib.compress(h.encode_body(batch).encode(), 6), "history batch", compressed=True))
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
                    t=batch.time, decided=batch.decided, bz=chunk, parts=len(chunks),
@@ -443,7 +455,7 @@ class Store(HeartbeatItems):
         """Record the outcome of callback `seq` unless one is there; return the one that is."""
         C = self._claim
         try:
-            C(f"R#{run_id}", f"C#{seq}", outcome=dumps(outcome)).save(
+            C(f"R#{run_id}", f"C#{seq}", outcome=self._put(outcome, "callback outcome")).save(
                 condition=C.pk.does_not_exist())
             return outcome
         except PutError as exc:
@@ -456,14 +468,14 @@ class Store(HeartbeatItems):
             item = self._claim.get(f"R#{run_id}", f"C#{seq}", consistent_read=True)
         except self._claim.DoesNotExist:
             return None
-        return loads(item.outcome)
+        return self._get(item.outcome)
 
     # -- update outcomes ------------------------------------------------------------------
     def put_update_outcome(self, run_id: str, update_id: str, outcome: dict[str, Any]) -> None:
         """Record how update `update_id` ended; the first record stands (retries are no-ops)."""
         C = self._claim
         try:
-            C(f"R#{run_id}", f"U#{update_id}", outcome=dumps(outcome)).save(
+            C(f"R#{run_id}", f"U#{update_id}", outcome=self._put(outcome, "update outcome")).save(
                 condition=C.pk.does_not_exist())
         except PutError as exc:
             if not _conditional_failed(exc):
@@ -474,14 +486,15 @@ class Store(HeartbeatItems):
             item = self._claim.get(f"R#{run_id}", f"U#{update_id}", consistent_read=True)
         except self._claim.DoesNotExist:
             return None
-        return loads(item.outcome)
+        return self._get(item.outcome)
 
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:
         """Write a new schedule item; `ScheduleConflict` if the name is taken."""
         S = self._schedule
         item = S(SCHEDULES, f"S#{record.name}", wf_type=record.workflow_type,
-                 args=dumps(record.args), expression=record.expression, tz=record.timezone,
+                 args=self._put(record.args, "schedule arguments"),
+                 expression=record.expression, tz=record.timezone,
                  overlap=record.overlap, created=record.created, anchor=record.anchor,
                  fired=0, skipped=0)
         try:
@@ -496,11 +509,11 @@ class Store(HeartbeatItems):
             item = self._schedule.get(SCHEDULES, f"S#{name}", consistent_read=True)
         except self._schedule.DoesNotExist:
             return None
-        return _to_schedule(item)
+        return _to_schedule(item, self.payloads)
 
     def list_schedules(self) -> list[ScheduleRecord]:
         S = self._schedule
-        return [_to_schedule(item) for item in
+        return [_to_schedule(item, self.payloads) for item in
                 S.query(SCHEDULES, S.sk.startswith("S#"), consistent_read=True)]
 
     def delete_schedule(self, name: str) -> bool:

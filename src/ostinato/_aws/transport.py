@@ -7,6 +7,9 @@
   minutes, an EventBridge Scheduler one-time `at()` schedule beyond; the timer handler
   forwards the message when it is due. Schedule names derive from the delivery key, so a
   retried send creates nothing twice.
+
+Every body passes the payload pipeline (`Payloads.seal`): one over 128 KiB travels as a
+reference to the payload bucket, so no message nears SQS's 1 MiB; the handlers open them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._core import keys, wire
 from .._core.serde import dumps
+from .._engine.payloads import IN_FLIGHT, PLAIN, Payloads
 from .._engine.ports import MAX_SQS_DELAY, Scheduler
 from .settings import Settings
 
@@ -50,17 +54,22 @@ class SqsTransport:
     """The `Transport` port on SQS (see the module docstring)."""
 
     def __init__(self, settings: Settings, scheduler: Scheduler, sqs: Any = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, payloads: Payloads = PLAIN) -> None:
         import boto3
 
         self.settings = settings
         self.sqs = sqs or boto3.client("sqs", region_name=settings.region)
         self.scheduler = scheduler
         self.clock = clock
+        self.payloads = payloads
+
+    def _body(self, encoded: Any, what: str) -> str:
+        return self.payloads.seal(dumps(encoded), what, prefix=IN_FLIGHT)
 
     def send_workflow_task(self, msg: wire.Message) -> None:
         self.sqs.send_message(
-            QueueUrl=self.settings.workflow_queue_url, MessageBody=dumps(msg.encode()),
+            QueueUrl=self.settings.workflow_queue_url,
+            MessageBody=self._body(msg.encode(), "workflow-task message"),
             MessageGroupId=msg.workflow_id, MessageDeduplicationId=keys.dedup_id(msg.key))
 
     def has_task_queue(self, task_queue: str) -> bool:
@@ -72,7 +81,8 @@ class SqsTransport:
         except KeyError:
             raise LookupError(f"no SQS queue configured for task queue "
                               f"{task.task_queue!r}") from None
-        self.sqs.send_message(QueueUrl=url, MessageBody=dumps(task.encode()),
+        self.sqs.send_message(QueueUrl=url, MessageBody=self._body(task.encode(),
+                                                                   "activity task"),
                               DelaySeconds=max(0, min(delay, MAX_SQS_DELAY)))
 
     def deliver_at(self, due: float, envelope: wire.Envelope, key: str) -> None:
@@ -87,7 +97,9 @@ class SqsTransport:
                 self.send_activity_task(envelope.msg, math.ceil(delay))
             else:
                 self.sqs.send_message(QueueUrl=self.settings.timer_queue_url,
-                                      MessageBody=body, DelaySeconds=math.ceil(delay))
+                                      MessageBody=self.payloads.seal(body, "due message",
+                                                                     prefix=IN_FLIGHT),
+                                      DelaySeconds=math.ceil(delay))
             return
         self.scheduler.create_at(keys.timer_schedule(key), due, body)
 

@@ -221,11 +221,17 @@ def type_name(fn_or_name: Any, kind: str) -> str:
 class App:
     """The explicit registry of workflows, activities and triggers that handlers load.
 
-    Handlers find it through `OSTINATO_APP=package.module:app`.
+    Handlers find it through `OSTINATO_APP=package.module:app`. `codec` (an
+    `ostinato.codecs` codec, or a list applied in order) transforms every payload the
+    handlers, and clients built with this app, store or send.
     """
 
     def __init__(self, workflows: Iterable[Any] = (), activities: Iterable[Any] = (),
-                 triggers: Iterable[Any] = ()) -> None:
+                 triggers: Iterable[Any] = (), codec: Any = None) -> None:
+        from .codecs import chain
+
+        chain(codec)  # a wrong codec fails here, not at the first payload
+        self.codec = codec
         self.workflows: dict[str, WorkflowDefinition] = {}
         self.activities: dict[str, ActivityDefinition] = {}
         for wf in workflows:

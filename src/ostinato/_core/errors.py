@@ -172,6 +172,16 @@ class DataConversionError(ApplicationError):
         self.python_type = python_type
 
 
+class PayloadIntegrityError(OstinatoError):
+    """A stored payload cannot be read back as it was written: its S3 object is missing, its
+    SHA-256 does not match the reference, or its codec cannot decode it. Raised instead of
+    ever returning a wrong value; `ref` names the object (or the codec) at fault."""
+
+    def __init__(self, message: str, ref: str = "") -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 class UnknownTypeError(OstinatoError, LookupError):
     """A workflow or activity type name is not registered in the App."""
 

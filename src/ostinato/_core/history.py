@@ -118,6 +118,14 @@ class Batch:
 
 #: A batch is written in one transaction: at most 100 items and 4 MB, so stay below that.
 MAX_BATCH_BYTES = 3_500_000
+#: A batch that goes to the payload bucket is one S3 object; what a decider replays must
+#: still fit its memory (several payloads of serde.MAX_PAYLOAD_BYTES).
+MAX_OFFLOADED_BATCH_BYTES = 128 * 1024 * 1024
+
+
+def batch_limit(offloads: bool) -> int:
+    """The largest batch a store takes: with a payload store, one object; else a transaction."""
+    return MAX_OFFLOADED_BATCH_BYTES if offloads else MAX_BATCH_BYTES
 
 
 def encode_body(batch: Batch) -> str:
@@ -145,11 +153,11 @@ def decode_body(number: int, first_event_id: int, time: float, decided: bool,
                  body["state"])
 
 
-def check_batch_size(batch: Batch) -> None:
-    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`)."""
+def check_batch_size(batch: Batch, limit: int = MAX_BATCH_BYTES) -> None:
+    """Refuse a batch the store cannot write (`PayloadTooLargeError`): see `batch_limit`."""
     size = len(encode_body(batch).encode())
-    if size > MAX_BATCH_BYTES:
-        raise PayloadTooLargeError("one workflow task's history batch", size, MAX_BATCH_BYTES)
+    if size > limit:
+        raise PayloadTooLargeError("one workflow task's history batch", size, limit)
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from .errors import (
     PayloadTooLargeError,
 )
 
-#: Largest encoded payload (arguments, results, signals) accepted anywhere. SQS carries at most
-#: 256 KiB per message and a history batch item at most 400 KB, so one payload stays well below.
-MAX_PAYLOAD_BYTES = 200 * 1024
+#: Largest encoded payload (arguments, results, signals) accepted anywhere. Payloads over
+#: 128 KiB go to the stack's payload bucket and messages and items carry a reference
+#: (`_engine/payloads.py`), so no SQS message or DynamoDB item nears its limit.
+MAX_PAYLOAD_BYTES = 50 * 1024 * 1024
 
 #: A failure (message, type, details, stack, causes) is cut to this, wherever it goes.
 MAX_FAILURE_BYTES = 32 * 1024

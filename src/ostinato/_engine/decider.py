@@ -219,7 +219,7 @@ class Decider:
                                                          keys.task_continue(rid, number))))
             batch = h.Batch(number, first, now, True, decision.events, outbox, consumed,
                             decision.state(now))
-            h.check_batch_size(batch)
+            h.check_batch_size(batch, self.store.max_batch_bytes)
         except TASK_ERRORS as exc:  # a failed task records its inputs and keeps the run RUNNING
             return self._failed_task(wid, rid, number, first, now, inbound, consumed,
                                      last_state, exc)

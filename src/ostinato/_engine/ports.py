@@ -85,7 +85,11 @@ class Store(Protocol):
     """Run histories, workflow heads, outcomes, heartbeats and schedule items.
 
     Every write is conditional; a failed condition is one of the typed conflicts above.
+    Payloads pass the store's `Payloads` pipeline (`_engine/payloads.py`) on the way in and out.
     """
+
+    #: the largest history batch `append` takes (`history.batch_limit`)
+    max_batch_bytes: int
 
     def get_head(self, workflow_id: str) -> Head | None: ...
     def create_head(self, head: Head, replacing: str | None = None,
@@ -162,10 +166,13 @@ class Transport(Protocol):
 
 
 class PayloadStore(Protocol):
-    """Large payloads kept outside history and messages (S3); a slot for the payload issue."""
+    """Large payloads kept outside history and messages (S3, `_aws/payloads.py`), written and
+    read only by the `Payloads` pipeline, which checks each object's SHA-256."""
 
-    def put(self, key: str, data: bytes) -> str: ...
-    def get(self, ref: str) -> bytes: ...
+    def put(self, key: str, data: bytes) -> str:
+        """Store `data` under `key`; returns the reference `get` takes."""
+    def get(self, ref: str) -> bytes:
+        """The bytes stored; `PayloadIntegrityError` naming `ref` if there are none."""
 
 
 class EventBus(Protocol):

@@ -2,8 +2,9 @@
 
 The local stack and the test environment build the table, queues and schedule group from the
 same template SAM deploys, and resolve the functions' environment variables from it, so the two
-cannot drift. Only what the stack uses is understood: tables, queues, schedule groups, and the
-intrinsics Ref, GetAtt (.Arn), Sub, Join, Select and Split.
+cannot drift. Only what the stack uses is understood: tables, queues, schedule groups, buckets,
+and the intrinsics Ref, GetAtt (.Arn), Sub, Join, Select, Split and If (with the template's
+Conditions: Equals, Not, And, Or; AWS::NoValue drops the item).
 """
 
 from __future__ import annotations
@@ -97,9 +98,27 @@ def resolver(template: dict[str, Any], stack: Stack,
     `create` made."""
     overrides = parameters or {}
 
+    def condition(name: str) -> bool:
+        return bool(resolve(template.get("Conditions", {})[name]))
+
     def resolve(value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return _NO_VALUE
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return resolve(then if condition(name) else otherwise)
+            if key == "Fn::Equals":
+                return str(resolve(arg[0])) == str(resolve(arg[1]))
+            if key == "Fn::Not":
+                return not resolve(arg[0])
+            if key == "Fn::And":
+                return all(resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(resolve(a) for a in arg)
+            if key == "Condition":
+                return condition(arg)
             if key == "Ref":
                 for known in (stack.pseudo, overrides, stack.refs):
                     if arg in known:
@@ -129,12 +148,17 @@ def resolver(template: dict[str, Any], stack: Stack,
                     resolve({"Fn::GetAtt": m.group(1).split(".", 1)}) if "." in m.group(1)
                     else resolve({"Ref": m.group(1)})), text)
         if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
+            resolved = {k: resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
         if isinstance(value, list):
-            return [resolve(v) for v in value]
+            return [v for v in (resolve(v) for v in value) if v is not _NO_VALUE]
         return value
 
     return resolve
+
+
+#: What `Ref: AWS::NoValue` resolves to: the enclosing item is dropped.
+_NO_VALUE = object()
 
 
 def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
@@ -189,6 +213,13 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
                 stack.refs[name] = group
                 stack.arns[name] = f"arn:aws:scheduler:{region}:{ACCOUNT}:schedule-group/{group}"
                 stack.schedule_groups.append(group)
+            case "AWS::S3::Bucket":
+                bucket = f"{stack_name}-{name}".lower()
+                s3 = session.client("s3", region_name=region)
+                s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
+                    "CreateBucketConfiguration": {"LocationConstraint": region}}))
+                stack.refs[name] = bucket
+                stack.arns[name] = f"arn:aws:s3:::{bucket}"
             case "AWS::IAM::Role":
                 stack.refs[name] = f"{stack_name}-{name}"
                 stack.arns[name] = f"arn:aws:iam::{ACCOUNT}:role/{stack_name}-{name}"

@@ -24,6 +24,13 @@ class _Tables:
         return {}
 
 
+class _Buckets:
+    """CreateBucket: the payload bucket is the one `MemoryPayloads`."""
+
+    def create_bucket(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
 class MemoryBackend:
     """DynamoDB, SQS, Scheduler, EventBridge and S3 in memory, on `clock`."""
 
@@ -36,7 +43,7 @@ class MemoryBackend:
         self.payloads = MemoryPayloads()
 
     def client(self, service: str, **_: Any) -> Any:
-        """The boto3-shaped client of `service` (dynamodb, sqs, scheduler, events)."""
+        """The boto3-shaped client of `service` (dynamodb, sqs, scheduler, events, s3)."""
         if service == "dynamodb":
             return _Tables()
         if service == "sqs":
@@ -45,6 +52,8 @@ class MemoryBackend:
             return self.scheduler.client()
         if service == "events":
             return self.events.client()
+        if service == "s3":
+            return _Buckets()
         raise ValueError(f"the memory backend has no {service} service")
 
     def session(self) -> MemoryBackend:

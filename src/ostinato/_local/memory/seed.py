@@ -30,6 +30,8 @@ class MemStore:
     workflow task, as `Client.start_workflow` would.
     """
 
+    max_batch_bytes = h.MAX_BATCH_BYTES
+
     def __init__(self, decode: bool = True) -> None:
         self.heads: dict[str, Head] = {}
         #: run id -> one (number, first event id, time, decided, consumed, body) per batch

@@ -114,6 +114,9 @@ class MemoryStore:
         #: whenever this says so (as DynamoDB may, for a moment after the write); the
         #: simulation draws it from its seed. Strongly consistent reads never miss.
         self.stale_read: Callable[[], bool] | None = None
+        #: the largest batch `append` takes: a transaction's worth, as the DynamoDB adapter
+        #: without a payload bucket (this table keeps payloads inline)
+        self.max_batch_bytes = h.MAX_BATCH_BYTES
         self._heads: dict[str, _HeadItem] = {}
         self._runs: dict[str, _Run] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
@@ -270,7 +273,7 @@ class MemoryStore:
 
     def append(self, run_id: str, batch: h.Batch) -> None:
         """Put `batch` at its number; `AppendConflict` if that number is taken."""
-        h.check_batch_size(batch)
+        h.check_batch_size(batch, self.max_batch_bytes)
         item = _BatchItem(batch.number, batch.first_event_id, float(batch.time),
                           bool(batch.decided), tuple(batch.consumed), h.encode_body(batch))
         with self._lock:
