@@ -142,11 +142,13 @@ def decode_body(number: int, first_event_id: int, time: float, decided: bool,
                  body["state"])
 
 
-def check_batch_size(batch: Batch) -> None:
-    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`)."""
+def check_batch_size(batch: Batch) -> int:
+    """Refuse a batch that cannot be written in one transaction (`PayloadTooLargeError`);
+    return its encoded size in bytes."""
     size = len(encode_body(batch).encode())
     if size > MAX_BATCH_BYTES:
         raise PayloadTooLargeError("one workflow task's history batch", size, MAX_BATCH_BYTES)
+    return size
 
 
 # --- commands -------------------------------------------------------------------------------
