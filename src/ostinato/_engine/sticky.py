@@ -78,6 +78,12 @@ class StickyCache:
     def bytes(self) -> int:
         return self._bytes
 
+    def get(self, run_id: str) -> LiveRun | None:
+        """The run's kept instance, left in place (to inspect it or answer a query: queries
+        put back what they change through the context, see `WorkflowInstance.query`)."""
+        with self._lock:
+            return self._runs.get(run_id)
+
     def take(self, run_id: str, last: h.Batch, app: App, definition: WorkflowDefinition,
              ) -> LiveRun | None:
         """The run's live instance if it continues exactly from `last` with the same code;
