@@ -36,7 +36,7 @@ from . import _runtime
 from ._aws.settings import Settings
 from ._core.definitions import App, seconds
 from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
-from ._local.faults import exempt
+from ._local.faults import exempt, looking
 from ._local.motoserver import EnvironmentConflictError
 from ._local.template import default_template_path, load_template
 from ._runtime import Client
@@ -75,7 +75,7 @@ class _EnvClient(Client):
         found: list[Any] = []
 
         def done() -> bool:
-            with exempt():  # the environment looking, not the code under test
+            with looking():  # the environment looking, not the code under test
                 value = check()
             if value is not None:
                 found.append(value)
