@@ -63,6 +63,18 @@ def is_looking() -> bool:
 
 
 @contextmanager
+def running() -> Iterator[None]:
+    """The environment running its services and handlers: whatever the caller was (a test
+    looking, an exempt emulation), what runs inside is subject to the fault plans again."""
+    looked, exempted = _looking.set(False), _exempt.set(False)
+    try:
+        yield
+    finally:
+        _exempt.reset(exempted)
+        _looking.reset(looked)
+
+
+@contextmanager
 def handler_scope() -> Iterator[None]:
     """Mark calls made while a Lambda handler runs (the emulator wraps invocations in it)."""
     token = _in_handler.set(True)
