@@ -449,26 +449,28 @@ class WorkflowInstance:
 
     # -- queries ------------------------------------------------------------------------
     def query(self, name: str, args: list[Any]) -> Any:
-        """Answer a query. What the handler might change through the context (sequence
-        numbers, commands, the seeded random, the custom status, patches) is put back, so a
-        live instance that answers a query decides afterwards exactly as a replay would."""
         handler = self.query_handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.query_handlers)) or "none"
             raise QueryRejectedError(f"unknown query {name!r} (registered: {known})")
-        saved = (self._seq, list(self._commands), self.random.getstate(), self.custom_status,
-                 dict(self.patches))
         try:
             return handler(*args)
         except Exception as exc:
             raise QueryRejectedError(f"query {name!r} failed: {exc}") from exc
-        finally:
-            (self._seq, self._commands, random_state, self.custom_status,
-             self.patches) = saved
-            self.random.setstate(random_state)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.loop.time(), UTC)
+
+    def checkpoint(self) -> tuple[Any, ...]:
+        """What a query handler could change through the context (sequence numbers, commands,
+        the seeded random, the custom status, patches), to `restore` after it."""
+        return (self._seq, list(self._commands), self.random.getstate(), self.custom_status,
+                dict(self.patches))
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        self._seq, commands, random_state, self.custom_status, patches = saved
+        self._commands, self.patches = list(commands), dict(patches)
+        self.random.setstate(random_state)
 
 
 def _signal_value(args: list[Any]) -> Any:

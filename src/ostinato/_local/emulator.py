@@ -203,7 +203,7 @@ class SchedulerEmulator:
     def _list(self) -> list[dict[str, Any]]:
         found = []
         for group in self.groups:
-            token: dict[str, str] = {}
+            token: dict[str, Any] = {}
             while True:
                 page = retrying(self.scheduler.list_schedules, GroupName=group, **token)
                 for summary in page["Schedules"]:
