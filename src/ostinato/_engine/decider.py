@@ -5,6 +5,10 @@ ONE conditional put that also records the outbox and the message keys it consume
 does it send the outbox. A crash before the put loses nothing (the message comes back); a
 crash after it is repaired when the consumed message comes back: its batch is found by key
 and what its outbox asked for (and history has not settled since) is sent again.
+
+A warm decider decides with the live instance of a run it decided last, fed only the new
+events, when the history it reads ends at its own batch (sticky execution: `sticky.py`);
+otherwise it replays the run from event 1.
 """
 
 from __future__ import annotations
