@@ -112,20 +112,3 @@ def _query_until(env: WorkflowEnvironment, handle: Any, name: str) -> Any:
         except ostinato.QueryRejectedError:
             env.sleep(60)
     raise AssertionError(f"query {name!r} never answered")
-
-
-def test_fifo_messages_received_together_come_back_in_order(make_env):
-    """A dropped ReceiveMessage reply leaves the messages in flight until their visibility
-    timeout; SQS then returns the group in order again (moto 5.2.5 alone returns the first
-    one last)."""
-    env = make_env(app)
-    url = env.settings.workflow_queue_url
-    for body in "abcd":
-        env.sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g",
-                             MessageDeduplicationId=body)
-    first = env.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=5)
-    assert [m["Body"] for m in first["Messages"]] == ["a", "b"]
-    assert "Messages" not in env.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    env.clock.advance_to(env.clock() + 6)  # their visibility timeout ran out
-    again = env.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-    assert [m["Body"] for m in again["Messages"]] == ["a", "b", "c", "d"]

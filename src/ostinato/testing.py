@@ -138,13 +138,11 @@ class WorkflowEnvironment:
 
         from ._client import triggers as _triggers
         from ._local import eventbus as _eventbus
-        from ._local import motofixes as _motofixes
         from ._local import motoserver as _motolocal
         from ._local import template as _template
 
         _triggers.check_triggers(self.app)
         _motolocal.serialize_dispatch()
-        _motofixes.fix_fifo_redelivery_order()
         for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
             os.environ.setdefault(key, value)

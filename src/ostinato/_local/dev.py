@@ -32,7 +32,6 @@ from .._core.eventfmt import summarize
 from . import motoserver as _motolocal
 from .emulator import QueuePoller, SchedulerEmulator, import_handler
 from .http_api import Route
-from .motofixes import fix_fifo_redelivery_order
 from .template import QueueMapping, default_template_path, load_template
 
 DEFAULT_APP = "examples.order:app"
@@ -68,7 +67,6 @@ class EmbeddedAws:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        fix_fifo_redelivery_order()
         dispatcher = DomainDispatcherApplication(create_backend_app)
         lock = _motolocal.dispatch_lock()
 
