@@ -80,6 +80,14 @@ def print_report(res: dict[str, Any]) -> None:
         for row in res["cold_reads"]:
             out(f"  {row['steps']:>5} steps: {row['history_rcu_per_step']:7.2f} RCU/step  "
                 f"({row['queries_per_step']:.2f} Query/step)")
+    if "sticky" in res:
+        out("\nSticky execution: W1-style ms/step by history length, engine alone over the "
+            "in-memory stand-ins (as W1'), live instances on vs off (off: every decision "
+            "replays the whole history):")
+        for row in res["sticky"]:
+            for mode in ("on", "off"):
+                line(f"  {row['steps']:>5} steps, sticky {mode}", row[mode]["ms_per_step"],
+                     "ms/step", 3, row[mode]["cpu_ms_per_step"])
     out("\nReference figures (published elsewhere; not measured here):")
     for name, per_step, throughput in REFERENCE:
         out(f"  {name:<38} {per_step:>13}  {throughput}")

@@ -6,6 +6,7 @@
     python -m benchmarks.run --profile  # also cProfile W1 once and print where time goes
     python -m benchmarks.run --only w1,requests   # a subset (see BENCHMARKS below)
     python -m benchmarks.run --only cold   # history RCU/step, cold cache, 100 and 1,000 steps
+    python -m benchmarks.run --only sticky # per-step cost at 100-2,000 steps, sticky on/off
 
 Run from the repository root with the project's virtualenv (`.venv/bin/python -m ...`).
 Every figure is the MEDIAN of several fresh runs, with min and max. What each one means is in
@@ -29,6 +30,7 @@ from .imports import run_imports
 from .profiling import profile_w1
 from .replay import run_replay
 from .report import print_report
+from .sticky import run_sticky
 from .workloads import (
     check_in_memory_matches_moto,
     run_in_memory,
@@ -39,10 +41,12 @@ from .workloads import (
     run_w4,
 )
 
-BENCHMARKS = ("w1", "w1core", "w2", "w3", "w4", "replay", "imports", "requests", "cold")
+BENCHMARKS = ("w1", "w1core", "w2", "w3", "w4", "replay", "imports", "requests", "cold",
+              "sticky")
 #: `cold` replays a 1,000-step run with a cache that keeps nothing (O(n^2) reads on moto,
-#: ~15 minutes here): only when asked for with --only.
-DEFAULT = tuple(b for b in BENCHMARKS if b != "cold")
+#: ~15 minutes here), and `sticky` times 2,000-step runs with every decision replaying in full
+#: (a few minutes): only when asked for with --only.
+DEFAULT = tuple(b for b in BENCHMARKS if b not in ("cold", "sticky"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     runs = {"w1": 1 if q else 3, "w1core": 3 if q else 7, "w2": 1 if q else 3,
             "w3": 2 if q else 5, "w4": 3 if q else 7, "replay": 5 if q else 11,
-            "imports": 3 if q else 7}
+            "imports": 3 if q else 7, "sticky": 1 if q else 5, "sticky_off": 1 if q else 3}
     v = args.verbose
     t_start = time.perf_counter()
     res: dict[str, Any] = {"quick": q, "python": sys.version.split()[0], "cpus": os.cpu_count(),
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                          "note": "quick run: taken from the request-counting run"}
     if stage("cold"):  # history RCU per step with a cold decider cache, at two lengths
         res["cold_reads"] = [history_reads(apps.sequential, n) for n in (100, 1000)]
+    if stage("sticky"):
+        res["sticky"] = run_sticky(runs["sticky"], v, off_runs=runs["sticky_off"])
     if args.profile:
         stage("profile") or print("[profile] ...", file=sys.stderr, flush=True)
         res["profile"] = profile_w1()

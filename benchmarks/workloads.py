@@ -8,6 +8,7 @@ from ostinato._core import history as h
 from ostinato._core import keys, wire
 from ostinato._engine import Engine
 from ostinato._engine.ports import Head
+from ostinato._engine.sticky import StickyCache
 from ostinato._local.memory import MemStore, MemTransport
 
 from . import apps
@@ -93,16 +94,19 @@ def run_w1_core() -> dict[str, float]:
     return {"ms_per_step": wall * 1000 / W1_STEPS, "cpu_ms_per_step": cpu * 1000 / W1_STEPS}
 
 
-def run_in_memory(steps: int, run_id: str = "r1", decode: bool = True
+def run_in_memory(steps: int, run_id: str = "r1", decode: bool = True, sticky: bool = True
                   ) -> tuple[float, list[h.Batch]]:
     """The real `Engine` deciding `sequential(steps)` over MemStore/MemTransport.
 
     No moto, botocore, pynamodb, SQS event shaping or Powertools: what is left is replay,
     command handling, JSON and the engine's own bookkeeping. Returns (seconds, batches).
+    `sticky=False` keeps no live instance, so every decision replays the whole history.
     """
     now = 1_700_000_000.0
     store, transport = MemStore(decode), MemTransport()
     engine = Engine(apps.app, store, transport, clock=lambda: now)  # type: ignore[arg-type]
+    if not sticky:
+        engine.decider.sticky = StickyCache(max_runs=0)
     t0 = time.perf_counter()
     store.heads["mem"] = Head("mem", run_id, "sequential", h.RUNNING, now, [steps])
     transport.send_workflow_task(wire.Start("mem", run_id, keys.start(run_id)))

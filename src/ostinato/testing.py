@@ -43,7 +43,7 @@ from . import _runtime
 from ._aws.settings import Settings
 from ._core.definitions import App, seconds
 from ._local.emulator import QueuePoller, SchedulerEmulator, import_handler
-from ._local.faults import exempt
+from ._local.faults import exempt, looking, running
 from ._local.motoserver import EnvironmentConflictError
 from ._local.template import default_template_path, load_template
 from ._stack_client import Client
@@ -98,7 +98,7 @@ class _EnvClient(Client):
         found: list[Any] = []
 
         def done() -> bool:
-            with exempt():  # the environment looking, not the code under test
+            with looking():  # the environment looking, not the code under test
                 value = check()
             if value is not None:
                 found.append(value)
@@ -308,9 +308,10 @@ class WorkflowEnvironment:
     def step(self) -> int:
         """Fire due schedules and poll every queue once; return messages handled."""
         self._check_active()
-        handled = self.schedules.fire_due(self.clock())
-        for poller in self.pollers:
-            handled += poller.poll()
+        with running():  # a test waiting on a result drives the environment from outside
+            handled = self.schedules.fire_due(self.clock())
+            for poller in self.pollers:
+                handled += poller.poll()
         return handled
 
     def drain(self, max_rounds: int = 100_000) -> int:
@@ -328,8 +329,9 @@ class WorkflowEnvironment:
 
         if self._memory is not None:
             return self._memory.next_due(self.clock())  # type: ignore[no-any-return]
-        times = [t for t in (next_sqs_due(self.clock(), self._queue_names),
-                             self.schedules.next_due())
+        with running():
+            scheduled = self.schedules.next_due()
+        times = [t for t in (next_sqs_due(self.clock(), self._queue_names), scheduled)
                  if t is not None]
         return min(times) if times else None
 

@@ -153,11 +153,13 @@ def decode_body(number: int, first_event_id: int, time: float, decided: bool,
                  body["state"])
 
 
-def check_batch_size(batch: Batch, limit: int = MAX_BATCH_BYTES) -> None:
-    """Refuse a batch the store cannot write (`PayloadTooLargeError`): see `batch_limit`."""
+def check_batch_size(batch: Batch, limit: int = MAX_BATCH_BYTES) -> int:
+    """Refuse a batch the store cannot write (`PayloadTooLargeError`): see `batch_limit`;
+    return its encoded size in bytes."""
     size = len(encode_body(batch).encode())
     if size > limit:
         raise PayloadTooLargeError("one workflow task's history batch", size, limit)
+    return size
 
 
 # --- commands -------------------------------------------------------------------------------

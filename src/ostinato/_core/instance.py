@@ -526,6 +526,17 @@ class WorkflowInstance:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.loop.time(), UTC)
 
+    def checkpoint(self) -> tuple[Any, ...]:
+        """What a query handler could change through the context (sequence numbers, commands,
+        the seeded random, the custom status, patches), to `restore` after it."""
+        return (self._seq, list(self._commands), self.random.getstate(), self.custom_status,
+                dict(self.patches))
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        self._seq, commands, random_state, self.custom_status, patches = saved
+        self._commands, self.patches = list(commands), dict(patches)
+        self.random.setstate(random_state)
+
 
 class ActivityFuture(asyncio.Future[Any]):
     """What an awaited activity is: cancelling the task awaiting it cancels the activity.

@@ -254,7 +254,13 @@ class Replayer:
 
     # -- queries ------------------------------------------------------------------------
     def query(self, name: str, args: list[Any]) -> Any:
-        return self.instance.query(name, args)
+        """Answer a query. What the handler changes through the context is put back, so a
+        live (sticky) instance that answers one decides afterwards exactly as a replay would."""
+        saved = self.instance.checkpoint()
+        try:
+            return self.instance.query(name, args)
+        finally:
+            self.instance.restore(saved)
 
 
 def _describe(attrs: dict[str, Any]) -> str:

@@ -5,6 +5,10 @@ ONE conditional put that also records the outbox and the message keys it consume
 does it send the outbox. A crash before the put loses nothing (the message comes back); a
 crash after it is repaired when the consumed message comes back: its batch is found by key
 and what its outbox asked for (and history has not settled since) is sent again.
+
+A warm decider decides with the live instance of a run it decided last, fed only the new
+events, when the history it reads ends at its own batch (sticky execution: `sticky.py`);
+otherwise it replays the run from event 1.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from .dispatch import Dispatcher
 from .inbound import Inbound
 from .outbox import closing_outbox, decision_outbox, refuse_updates, unsettled
 from .ports import NO_OBSERVER, AppendConflict, Metric, Observer, Store, Transport
+from .sticky import CLOSED, CONFLICT, FAILED, LiveRun, StickyCache
 
 log = logging.getLogger("ostinato.engine")
 
@@ -61,6 +66,8 @@ class Decider:
         #: called with (workflow_id, run_id, events) after each successful append
         self.on_events: Callable[[str, str, list[h.Event]], None] | None = None
         self.history = HistoryCache()
+        #: live instances of recently decided runs (sticky execution; max_runs=0: off)
+        self.sticky = StickyCache()
         self.observer: Observer = NO_OBSERVER  # metrics and spans: see _observe
 
     def handle(self, deliveries: list[wire.Delivery]) -> None:
@@ -85,22 +92,24 @@ class Decider:
                 start = self._start_event(wid, rid, deliveries[0].sent_at)
                 if start is None:
                     return
-            index = HistoryIndex.of(batches)
-            consumed = {key: batch for batch in batches for key in batch.consumed}
+            index, consumed = self.history.take_index(rid, batches)
             # A consumed message coming back (receive count > 1) means its decider may have
             # died before sending the outbox; a duplicate *send* of an old message (receive
             # count 1) is no reason to send anything again.
             redelivered = [consumed[d.message.key] for d in deliveries
                            if d.message.key in consumed and d.receives > 1]
             self._repair(wid, rid, batches, index, redelivered)
-            fresh, seen = [], set(consumed)
+            fresh: list[wire.Delivery] = []
+            seen: set[str] = set()
             for delivery in deliveries:  # in queue order, the first copy of each message
-                if delivery.message.key not in seen:
+                if delivery.message.key not in seen and delivery.message.key not in consumed:
                     seen.add(delivery.message.key)
                     fresh.append(delivery)
             last_state: dict[str, Any] = (batches[-1].state if batches
                                           else {"status": h.Status.RUNNING})
             status = last_state["status"]
+            if status != h.Status.RUNNING:  # closed by another decider: drop what we kept
+                self.sticky.evict(rid, CLOSED, in_hand=False)
             if status == h.Status.CONTINUED_AS_NEW:
                 self._forward_to_next_run(last_state["new_run_id"], fresh)
                 return
@@ -117,7 +126,8 @@ class Decider:
                     consistent = True
                     continue
                 return
-            batch = self._next_batch(wid, rid, batches, index, inbound, fresh, last_state)
+            batch, live = self._next_batch(wid, rid, batches, index, inbound, fresh,
+                                           last_state)
             carried: dict[str, float] = last_state.get("callback_beats") or {}
             if carried or beats:
                 batch.state["callback_beats"] = {**carried, **beats}
@@ -127,12 +137,21 @@ class Decider:
             except AppendConflict:
                 log.info("lost an append race on %s/%s batch %d; re-reading", wid, rid,
                          batch.number)
+                if live is not None:  # it decided on a history that was not the latest
+                    self.sticky.evict(rid, CONFLICT)
                 consistent = True
                 continue
             if batch.state.get("status", h.Status.RUNNING) == h.Status.RUNNING:
-                self.history.keep(rid, [*batches, batch])
+                for key in batch.consumed:
+                    consumed[key] = batch
+                # a decided batch was folded into the index exactly (a failed one may not be)
+                self.history.keep(rid, [*batches, batch], index if batch.decided else None,
+                                  consumed)
+                if live is not None:
+                    self.sticky.keep(rid, live)
             else:
                 self.history.forget(rid)
+                self.sticky.evict(rid, CLOSED, in_hand=batch.decided)
             self.dispatcher.run(batch.outbox)
             self._project(wid, rid, batches, batch)
             if self.on_events is not None:
@@ -190,7 +209,8 @@ class Decider:
 
     def _next_batch(self, wid: str, rid: str, batches: list[h.Batch], index: HistoryIndex,
                     inbound: list[EventData], fresh: list[wire.Delivery],
-                    last_state: dict[str, Any]) -> h.Batch:
+                    last_state: dict[str, Any]) -> tuple[h.Batch, LiveRun | None]:
+        """The batch to append, and the live instance that decided it if it may be kept."""
         now = self.clock()
         number = batches[-1].number + 1 if batches else 1
         first = batches[-1].next_event_id if batches else 1
@@ -208,10 +228,11 @@ class Decider:
             index.extend(now, kept)
             outbox = (refuse_updates(rid, fresh, f"workflow is closed ({status})")
                       + closing_outbox(rid, index, status, failure=state["failure"]))
-            return h.Batch(number, first, now, False, kept, outbox, consumed, state)
+            return h.Batch(number, first, now, False, kept, outbox, consumed, state), None
         try:
             with self.observer.span("replay"):
-                decision = self._replay_and_decide(batches, inbound, now, last_state)
+                decision, live = self._replay_and_decide(rid, batches, inbound, now,
+                                                         last_state)
             outbox = decision_outbox(wid, rid, index, decision, now,
                                      self.transport.has_task_queue)
             if decision.continues:  # local activities are due that this task had no room for
@@ -219,23 +240,39 @@ class Decider:
                                                          keys.task_continue(rid, number))))
             batch = h.Batch(number, first, now, True, decision.events, outbox, consumed,
                             decision.state(now))
-            h.check_batch_size(batch, self.store.max_batch_bytes)
+            size = h.check_batch_size(batch, self.store.max_batch_bytes)
         except TASK_ERRORS as exc:  # a failed task records its inputs and keeps the run RUNNING
+            self.sticky.evict(rid, FAILED)  # its instance (if it had one) is not kept
             return self._failed_task(wid, rid, number, first, now, inbound, consumed,
-                                     last_state, exc)
-        return batch
+                                     last_state, exc), None
+        # An instance that rejected an update ran code (start-up, the validator) that the
+        # batch does not record, so a replay might not reach its state: not kept.
+        if decision.status != h.Status.RUNNING or decision.rejected_updates:
+            return batch, None
+        live.advance(batch, size)
+        return batch, live
 
-    def _replay_and_decide(self, batches: list[h.Batch], inbound: list[EventData], now: float,
-                           last_state: dict[str, Any]) -> Decision:
+    def _replay_and_decide(self, rid: str, batches: list[h.Batch], inbound: list[EventData],
+                           now: float, last_state: dict[str, Any]) -> tuple[Decision, LiveRun]:
+        """Decide with the run's live instance if it continues from the last batch, else
+        with one replayed from the whole history."""
         history = batches if batches else [h.Batch(0, 1, now, False, [inbound[0]])]
         definition = self.app.workflow(history[0].events[0][1]["workflow_type"])
-        if batches:
-            replayer = replay_history(definition, batches, self.app.activities)
-        else:
-            replayer = Replayer(definition, info_from_started(inbound[0][1], now),
-                                self.app.activities)
+        live = self.sticky.take(rid, batches[-1], self.app, definition) if batches else None
+        if live is None:
+            if batches:
+                replayer = replay_history(definition, batches, self.app.activities)
+            else:
+                replayer = Replayer(definition, info_from_started(inbound[0][1], now),
+                                    self.app.activities)
+            size = (sum(len(h.encode_body(b).encode()) for b in batches)
+                    if self.sticky.max_runs > 0 else 0)
+            live = LiveRun(replayer, self.app, definition, 0, 0, 0, 0.0, size)
+        replayer = live.replayer
         replayer.instance.new_secret = lambda: secrets.token_urlsafe(24)  # 192 random bits
-        return replayer.decide(inbound, now, self.local.budget(), last_state.get("local_retries"))
+        decision = replayer.decide(inbound, now, self.local.budget(),
+                                   last_state.get("local_retries"))
+        return decision, live
 
     def _failed_task(self, wid: str, rid: str, number: int, first: int, now: float,
                      inbound: list[EventData], consumed: list[str],

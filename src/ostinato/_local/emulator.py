@@ -8,6 +8,11 @@
   completion; recurring `cron()` / `rate()` ones fire at each occurrence, with the target
   input's context attributes filled in.
 
+Both retry their own calls that fail transiently (`retrying`), as Lambda's pollers and
+Scheduler do, so a dropped connection reaches only the engine: a failed receive or delete is
+tried again, a handler that raised leaves its messages to reappear after the visibility
+timeout, and a delivery Scheduler could not make is made at a later round.
+
 Shared by `ostinato.testing` (virtual clock) and `ostinato dev` (real clock).
 """
 
@@ -26,6 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .faults import exempt, handler_scope
+from .retrying import retrying, transient
 from .template import ACCOUNT, QueueMapping
 
 
@@ -82,7 +88,8 @@ class QueuePoller:
     def poll(self) -> int:
         """Receive one batch and run the handler on it; return how many messages it held."""
         try:
-            received = self.sqs.receive_message(
+            received = retrying(
+                self.sqs.receive_message,
                 QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=self.mapping.batch_size,
                 MessageSystemAttributeNames=["All"], WaitTimeSeconds=0)
         except (BotoCoreError, ClientError):
@@ -107,10 +114,10 @@ class QueuePoller:
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):
             chunk = done[i:i + 10]
-            try:
-                self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=[
-                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                    for n, m in enumerate(chunk)])
+            try:  # a delete repeated after a dropped reply deletes nothing twice
+                retrying(self.sqs.delete_message_batch, QueueUrl=self.mapping.queue_url,
+                         Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                                  for n, m in enumerate(chunk)])
             except (BotoCoreError, ClientError):
                 pass  # not deleted: SQS delivers them again (at-least-once), as on AWS
         return len(messages)
@@ -180,19 +187,35 @@ class SchedulerEmulator:
         self.fired = 0
         self._recurring: dict[str, _Recurring] = {}
         self._fired_once: set[str] = set()
+        self._known: list[dict[str, Any]] = []
 
     def _schedules(self) -> list[dict[str, Any]]:
+        """Every schedule; if the listing keeps failing, the last one read (Scheduler itself
+        never loses sight of its schedules)."""
         with exempt():
-            return self._list()
+            try:
+                self._known = self._list()
+            except (BotoCoreError, ClientError) as exc:
+                if not transient(exc):
+                    raise
+        return self._known
 
     def _list(self) -> list[dict[str, Any]]:
         found = []
         for group in self.groups:
-            pages = self.scheduler.get_paginator("list_schedules").paginate(GroupName=group)
-            for page in pages:
+            token: dict[str, Any] = {}
+            while True:
+                page = retrying(self.scheduler.list_schedules, GroupName=group, **token)
                 for summary in page["Schedules"]:
-                    found.append(self.scheduler.get_schedule(Name=summary["Name"],
-                                                             GroupName=group))
+                    try:
+                        found.append(retrying(self.scheduler.get_schedule,
+                                              Name=summary["Name"], GroupName=group))
+                    except ClientError as exc:  # deleted since it was listed
+                        if not _not_found(exc):
+                            raise
+                if not page.get("NextToken"):
+                    break
+                token = {"NextToken": page["NextToken"]}
         return found
 
     # -- when -----------------------------------------------------------------------------
@@ -252,20 +275,35 @@ class SchedulerEmulator:
         self.fired += fired
         return fired
 
-    def _send(self, schedule: dict[str, Any], fire_time: float) -> None:
+    def _send(self, schedule: dict[str, Any], fire_time: float) -> bool:
+        """Deliver one firing; False if it could not be delivered now (Scheduler tries the
+        firing again: here, at the next round). Delivery is at least once, as on AWS."""
         target = schedule["Target"]
         url = self.queue_urls_by_arn[target["Arn"]]
         body = render_input(target.get("Input", "{}"), schedule, fire_time)
         with exempt():
-            self.sqs.send_message(QueueUrl=url, MessageBody=body)
+            try:
+                retrying(self.sqs.send_message, QueueUrl=url, MessageBody=body)
+            except (BotoCoreError, ClientError) as exc:
+                if not transient(exc):
+                    raise
+                return False
+        return True
 
     def _fire_once(self, schedule: dict[str, Any], due: float) -> int:
-        self._send(schedule, due)
+        if not self._send(schedule, due):
+            return 0
         self._fired_once.add(schedule["Arn"])
         if schedule.get("ActionAfterCompletion", "NONE") == "DELETE":
             with exempt():
-                self.scheduler.delete_schedule(Name=schedule["Name"],
-                                               GroupName=schedule["GroupName"])
+                try:
+                    retrying(self.scheduler.delete_schedule, Name=schedule["Name"],
+                             GroupName=schedule["GroupName"])
+                except (BotoCoreError, ClientError) as exc:
+                    # gone already (a repeated delete), or left for a later round: it has
+                    # fired, and `_fired_once` keeps it from firing again
+                    if not transient(exc) and not _not_found(exc):
+                        raise
         return 1
 
     def _fire_recurring(self, schedule: dict[str, Any], due: float, now: float) -> int:
@@ -276,9 +314,15 @@ class SchedulerEmulator:
             if fired == MAX_CATCH_UP:
                 next_at = self._next_recurring(schedule, now, state.start)
                 break
-            self._send(schedule, next_at)
+            if not self._send(schedule, next_at):
+                break  # this occurrence is tried again at the next round
             fired += 1
             next_at = self._next_recurring(schedule, next_at, state.start)
         state.next_at = next_at
         return fired
 
+
+
+def _not_found(exc: BaseException) -> bool:
+    return (isinstance(exc, ClientError)
+            and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .retrying import retrying
 from .template import ACCOUNT, resolver
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def deliver(rules: list[LocalRule], event: dict[str, Any], sqs: Any) -> int:
     for rule in rules:
         if matches(rule, event):
             for url in rule.queue_urls:
-                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+                # EventBridge retries a delivery to its target (at least once, as on AWS)
+                retrying(sqs.send_message, QueueUrl=url, MessageBody=json.dumps(event))
                 sent += 1
     return sent

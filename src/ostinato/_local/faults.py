@@ -3,7 +3,11 @@
 `FaultInjector` wraps every botocore API call (boto3 and pynamodb alike) and, by a plan, raises
 a connection error either BEFORE the request is sent (nothing happened) or AFTER it executed
 (the effect is there, the caller never hears of it) — the two ways a Lambda sees AWS fail, and
-also how a Lambda that dies between two calls looks to the system.
+also how a Lambda that dies between two calls looks to the system. It spares the emulated
+services' own calls (`exempt`).
+
+`DroppedConnections` (in `probe.py`) spares nothing but the test looking from outside
+(`looking`): it hooks botocore's events, so the emulated services' calls are dropped too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,38 @@ def exempt() -> Iterator[None]:
         yield
     finally:
         _exempt.reset(token)
+
+
+_looking: contextvars.ContextVar[bool] = contextvars.ContextVar("ostinato_looking",
+                                                               default=False)
+
+
+@contextmanager
+def looking() -> Iterator[None]:
+    """Calls made by the test from outside the system (waiting for a result, starting or
+    signalling a workflow in a test's own driver): never faulted, by any plan or probe."""
+    token = _looking.set(True)
+    try:
+        with exempt():
+            yield
+    finally:
+        _looking.reset(token)
+
+
+def is_looking() -> bool:
+    return _looking.get()
+
+
+@contextmanager
+def running() -> Iterator[None]:
+    """The environment running its services and handlers: whatever the caller was (a test
+    looking, an exempt emulation), what runs inside is subject to the fault plans again."""
+    looked, exempted = _looking.set(False), _exempt.set(False)
+    try:
+        yield
+    finally:
+        _exempt.reset(exempted)
+        _looking.reset(looked)
 
 
 @contextmanager
