@@ -1,4 +1,4 @@
-"""`python -m ostinato._local.sim [--schedules N] [--seed S] [--workflows W] [--fault-rate R]`.
+"""`python -m ostinato._local.sim [--schedules N] [--seed S] [--workflows W] [--jobs J]`.
 
 Runs N seeded schedules (seeds S, S+1, ...), each a random workload under seeded faults,
 checks the invariants after each, prints the command replaying the first failing seed, and
@@ -12,9 +12,63 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+
+
+@dataclass
+class Summary:
+    """What a share of the seeds found."""
+
+    violations: int = 0
+    runs: int = 0
+    actions: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    failing: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def add(self, other: Summary) -> None:
+        self.violations += other.violations
+        self.runs += other.runs
+        self.actions += other.actions
+        self.faults.update(other.faults)
+        self.failing += other.failing
+
+
+def run_seeds(seeds: list[int], backend: str, workflows: int, fault_rate: float) -> Summary:
+    """Play each seed (in a fresh memory stack each, or one shared moto environment)."""
+    from ...testing import WorkflowEnvironment
+    from ..faults import FaultInjector
+    from ..memory.faults import MemoryFaultInjector
+    from .driver import play
+    from .workload import app
+
+    injector_type: Any = MemoryFaultInjector if backend == "memory" else FaultInjector
+    summary = Summary()
+    shared = None if backend == "memory" else WorkflowEnvironment(app, backend="moto")
+    if shared is not None:  # a moto environment takes seconds to build: one for all seeds
+        shared.__enter__()
+    try:
+        for seed in seeds:
+            injector = injector_type.seeded(seed, fault_rate) if fault_rate else None
+            if shared is None:  # each seed in a fresh memory stack, so it replays alone
+                with WorkflowEnvironment(app, backend="memory") as env:
+                    outcome = play(env, seed, workflows, injector)
+            else:
+                outcome = play(shared, seed, workflows, injector)
+            summary.runs += outcome.runs
+            summary.actions += outcome.actions
+            if injector is not None:
+                summary.faults.update(f"{call.operation} {when}"
+                                      for call, when in injector.injected)
+            if outcome.violations:
+                summary.violations += len(outcome.violations)
+                summary.failing.append((seed, outcome.violations))
+    finally:
+        if shared is not None:
+            shared.__exit__(None, None, None)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,50 +81,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="memory", choices=["memory", "moto"],
                         help="the WorkflowEnvironment backend; faults are injected at its "
                         "AWS calls (the memory clients, or botocore for moto)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes to share the seeds among (memory backend)")
     opts = parser.parse_args(argv)
 
-    from ...testing import WorkflowEnvironment
-    from ..faults import FaultInjector
-    from ..memory.faults import MemoryFaultInjector
-    from .driver import play, schedule_command
-    from .workload import app
-
-    injector_type: Any = MemoryFaultInjector if opts.backend == "memory" else FaultInjector
-    violations = runs = actions = 0
-    faults: Counter[str] = Counter()
-    first_failing: int | None = None
     began = time.perf_counter()
-    shared = None if opts.backend == "memory" else WorkflowEnvironment(app, backend="moto")
-    if shared is not None:  # a moto environment takes seconds to build: one for all seeds
-        shared.__enter__()
-    try:
-        for seed in range(opts.seed, opts.seed + opts.schedules):
-            injector = (injector_type.seeded(seed, opts.fault_rate) if opts.fault_rate
-                        else None)
-            if shared is None:  # each seed in a fresh memory stack, so it replays alone
-                with WorkflowEnvironment(app, backend="memory") as env:
-                    outcome = play(env, seed, opts.workflows, injector)
-            else:
-                outcome = play(shared, seed, opts.workflows, injector)
-            runs += outcome.runs
-            actions += outcome.actions
-            if injector is not None:
-                faults.update(f"{call.operation} {when}" for call, when in injector.injected)
-            if outcome.violations:
-                violations += len(outcome.violations)
-                if first_failing is None:
-                    first_failing = seed
-                print(f"seed {seed}: {len(outcome.violations)} violation(s)")
-                for line in outcome.violations[:10]:
-                    print(f"  {line}")
-    finally:
-        if shared is not None:
-            shared.__exit__(None, None, None)
+    seeds = list(range(opts.seed, opts.seed + opts.schedules))
+    args = (opts.backend, opts.workflows, opts.fault_rate)
+    if opts.jobs > 1 and opts.backend == "memory":  # seeds are independent: one per process
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(opts.jobs) as pool:
+            parts = pool.starmap(run_seeds, [(seeds[i::opts.jobs], *args)
+                                             for i in range(opts.jobs)])
+    else:
+        parts = [run_seeds(seeds, *args)]
+    summary = Summary()
+    for part in parts:
+        summary.add(part)
+    for seed, lines in sorted(summary.failing):
+        print(f"seed {seed}: {len(lines)} violation(s)")
+        for line in lines[:10]:
+            print(f"  {line}")
+    violations, runs, actions, faults = (summary.violations, summary.runs, summary.actions,
+                                         summary.faults)
+    first_failing = min((seed for seed, _ in summary.failing), default=None)
     took = time.perf_counter() - began
     print(f"faults injected: {sum(faults.values())} "
           f"({', '.join(f'{k} {n}' for k, n in faults.most_common(8))})")
     print(f"{opts.schedules} schedules in {took:.1f} s: {runs} workflows checked, "
           f"{actions} outside actions")
+    from .driver import schedule_command
+
     if first_failing is not None:
         print("replay the first failing seed: "
               + schedule_command(first_failing, opts.workflows))
