@@ -56,7 +56,8 @@ app = ostinato.App(
 def test_the_environment_survives_dropping_4_percent_of_all_aws_calls(seed):
     core.reset()
     mixed.executions.clear()
-    with DroppedConnections(seed=seed, rate=0.04) as probe, WorkflowEnvironment(app) as env:
+    with DroppedConnections(seed=seed, rate=0.04) as probe, \
+            WorkflowEnvironment(app, backend="moto") as env:  # the probe hooks botocore
         with looking():  # the test's own calls, from outside the system
             handles = {
                 "mix": env.client.start_workflow(mixed.mixed, "mix", id="mix"),

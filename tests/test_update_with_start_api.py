@@ -99,8 +99,8 @@ def test_unknown_type_is_404_and_too_large_is_413_before_anything_is_written(env
     heads = head_count(env)
     assert_error(call("POST", ROUTE.format("uws-x"), {"workflow_type": "nope", "update": "add"}),
                  404, "unknown_workflow_type", "nope")
-    assert_error(uws("uws-x", update_args=["x" * 210_000]), 413, "payload_too_large",
-                 "update arguments")
+    assert_error(uws("uws-x", update_args=["x" * (5 * 1024 * 1024)]), 413, "payload_too_large",
+                 "request body")  # over the API's 4 MiB body limit (the client takes 50 MiB)
     assert_nothing_written(env, heads)
 
 

@@ -270,7 +270,7 @@ def test_unknown_things_are_refused_clearly(env):
     with pytest.raises(ostinato.WorkflowNotFoundError):
         env.client.get_workflow_handle("missing").describe()
     with pytest.raises(ostinato.PayloadTooLargeError):
-        env.client.start_workflow("sequential", "x" * 300_000)
+        env.client.start_workflow("sequential", "x" * (50 * 1024 * 1024 + 1))
     with pytest.raises(ostinato.DataConversionError, match="cannot be encoded"):
         env.client.start_workflow("sequential", object())
     with pytest.raises(ValueError, match="workflow id"):

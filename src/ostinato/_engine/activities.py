@@ -179,6 +179,8 @@ class LocalActivities:
         spent = {"bytes": 0, "ran": 0}
         began = time.monotonic()
 
+        from .._core.replay import LocalOutcome  # only the decider (local activities) replays
+
         def run(cmd: RunLocalActivity, attempt: int) -> LocalOutcome:
             if spent["ran"] and (spent["bytes"] >= max_bytes
                                  or time.monotonic() - began >= max_seconds):

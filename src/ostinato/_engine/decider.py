@@ -247,7 +247,10 @@ class Decider:
                                      last_state, exc), None
         # An instance that rejected an update ran code (start-up, the validator) that the
         # batch does not record, so a replay might not reach its state: not kept.
-        if decision.status != h.Status.RUNNING or decision.rejected_updates:
+        # Nor one whose task ran out of room for its local activities: the next task runs
+        # them from a full replay, which re-plans them exactly as recorded.
+        if (decision.status != h.Status.RUNNING or decision.rejected_updates
+                or decision.continues):
             return batch, None
         live.advance(batch, size)
         return batch, live

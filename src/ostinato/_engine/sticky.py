@@ -46,6 +46,7 @@ class LiveRun:
 
     def advance(self, batch: h.Batch, size: int) -> None:
         """The instance applied `batch` (of `size` encoded bytes), which was appended."""
+        self.replayer.instance.meter.settle(batch.events)  # as a replay of it would
         self.number, self.first_event_id = batch.number, batch.first_event_id
         self.next_event_id, self.time = batch.next_event_id, batch.time
         self.size += size
