@@ -138,41 +138,53 @@ class FaultInjector:
         """Fail only the `index`-th eligible call, `when` = "before" or "after"."""
         return cls(lambda call: when if call.index == index else None)
 
-    def __enter__(self) -> FaultInjector:
+    def _claim(self) -> None:
         with FaultInjector._active_lock:
             if FaultInjector._active is not None:
                 raise EnvironmentConflictError(
-                    "another FaultInjector is active: it patches botocore process-wide, and "
-                    "two at once would fault each other's calls and restore the wrong "
-                    "function on exit; exit it first or give one plan both behaviours")
+                    "another FaultInjector is active: it patches process-wide, and two at "
+                    "once would fault each other's calls and restore the wrong function on "
+                    "exit; exit it first or give one plan both behaviours")
             FaultInjector._active = self
+
+    def _release(self) -> None:
+        with FaultInjector._active_lock:
+            if FaultInjector._active is self:
+                FaultInjector._active = None
+
+    def _faulted(self, service: str, operation: str, params: dict[str, Any],
+                 call: Callable[[], Any]) -> Any:
+        """`call()`, failed before or after it acts when the plan says so (and the call is
+        eligible: not exempt, and made by a handler unless `handlers_only` is off)."""
+        in_handler = _in_handler.get()
+        if _exempt.get() or (self.handlers_only and not in_handler):
+            return call()
+        with self._lock:
+            record = Call(len(self.calls), service, operation, in_handler, params)
+            self.calls.append(record)
+            when = self.plan(record)
+            if when:
+                self.injected.append((record, when))
+        if when == "before":
+            raise InjectedFault(endpoint_url=f"injected://{service}/{operation}")
+        result = call()
+        if when == "after":
+            raise ConnectionClosedError(endpoint_url=f"injected://{service}/{operation}")
+        return result
+
+    def __enter__(self) -> FaultInjector:
+        self._claim()
         injector = self
         original = BaseClient._make_api_call
         self._original = original
 
         def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            in_handler = _in_handler.get()
-            if _exempt.get() or (injector.handlers_only and not in_handler):
-                return original(client, operation, params)
-            with injector._lock:
-                call = Call(len(injector.calls), client.meta.service_model.service_name,
-                            operation, in_handler, params)
-                injector.calls.append(call)
-                when = injector.plan(call)
-                if when:
-                    injector.injected.append((call, when))
-            if when == "before":
-                raise InjectedFault(endpoint_url=f"injected://{call.service}/{operation}")
-            result = original(client, operation, params)
-            if when == "after":
-                raise ConnectionClosedError(endpoint_url=f"injected://{call.service}/{operation}")
-            return result
+            return injector._faulted(client.meta.service_model.service_name, operation, params,
+                                     lambda: original(client, operation, params))
 
         BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         BaseClient._make_api_call = self._original  # type: ignore[method-assign]
-        with FaultInjector._active_lock:
-            if FaultInjector._active is self:
-                FaultInjector._active = None
+        self._release()

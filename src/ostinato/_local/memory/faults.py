@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ConnectionClosedError
-
-from ..faults import Call, InjectedFault, Plan, _exempt, _in_handler
-from ..motoserver import EnvironmentConflictError
+from ..faults import FaultInjector, Plan
 from .events import EventsClient
 from .payloads import MemoryPayloads
 from .scheduler import SchedulerClient
@@ -35,38 +30,16 @@ _inside: contextvars.ContextVar[bool] = contextvars.ContextVar("ostinato_mem_cal
                                                                 default=False)
 
 
-class MemoryFaultInjector:
-    """Context manager making memory-backend calls fail per `plan` (module docstring).
-
-    It patches the memory classes for the whole process, so one at a time."""
-
-    _active: MemoryFaultInjector | None = None
-    _active_lock = threading.Lock()
+class MemoryFaultInjector(FaultInjector):
+    """`FaultInjector` at the memory backend's calls (module docstring); it patches the
+    memory classes for the whole process, so one injector of either kind at a time."""
 
     def __init__(self, plan: Plan, handlers_only: bool = True) -> None:
-        self.plan = plan
-        self.handlers_only = handlers_only
-        self.calls: list[Call] = []
-        self.injected: list[tuple[Call, str]] = []
-        self._lock = threading.Lock()
+        super().__init__(plan, handlers_only)
         self._originals: list[tuple[type, str, Any]] = []
 
-    @classmethod
-    def seeded(cls, seed: int, rate: float, handlers_only: bool = True) -> MemoryFaultInjector:
-        """Each call fails with probability `rate`, half before and half after it acts."""
-        rng = random.Random(seed)
-
-        def plan(call: Call) -> str | None:
-            roll = rng.random()
-            return "before" if roll < rate / 2 else "after" if roll < rate else None
-
-        return cls(plan, handlers_only)
-
     def __enter__(self) -> MemoryFaultInjector:
-        with MemoryFaultInjector._active_lock:
-            if MemoryFaultInjector._active is not None:
-                raise EnvironmentConflictError("another MemoryFaultInjector is active")
-            MemoryFaultInjector._active = self
+        self._claim()
         for cls, service in TARGETS:
             for name, original in list(vars(cls).items()):
                 if name.startswith("_") or not callable(original):
@@ -81,26 +54,17 @@ class MemoryFaultInjector:
 
         @functools.wraps(original)
         def call(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            in_handler = _in_handler.get()
-            if (_inside.get() or _exempt.get()
-                    or (injector.handlers_only and not in_handler)):
+            if _inside.get():  # the table calling itself: one call, counted once
                 return original(obj, *args, **kwargs)
-            with injector._lock:
-                record = Call(len(injector.calls), service, operation, in_handler, kwargs)
-                injector.calls.append(record)
-                when = injector.plan(record)
-                if when:
-                    injector.injected.append((record, when))
-            if when == "before":
-                raise InjectedFault(endpoint_url=f"injected://{service}/{operation}")
-            token = _inside.set(True)
-            try:
-                result = original(obj, *args, **kwargs)
-            finally:
-                _inside.reset(token)
-            if when == "after":
-                raise ConnectionClosedError(endpoint_url=f"injected://{service}/{operation}")
-            return result
+
+            def act() -> Any:
+                token = _inside.set(True)
+                try:
+                    return original(obj, *args, **kwargs)
+                finally:
+                    _inside.reset(token)
+
+            return injector._faulted(service, operation, kwargs, act)
 
         return call
 
@@ -108,6 +72,4 @@ class MemoryFaultInjector:
         for cls, name, original in reversed(self._originals):
             setattr(cls, name, original)
         self._originals.clear()
-        with MemoryFaultInjector._active_lock:
-            if MemoryFaultInjector._active is self:
-                MemoryFaultInjector._active = None
+        self._release()
