@@ -70,6 +70,23 @@ def sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, An
             "eventSourceARN": queue_arn, "awsRegion": region}
 
 
+def invoke_batch(mapping: QueueMapping, handler: Callable[..., Any], event: dict[str, Any],
+                 on_error: Callable[[QueueMapping, BaseException], None] | None,
+                 ) -> set[str] | None:
+    """Invoke `handler` with one SQS event as Lambda does; the message ids it reported in
+    `batchItemFailures`, or None when it raised (the whole batch fails, as on Lambda)."""
+    context = LambdaContext(mapping.function, aws_request_id=str(uuid.uuid4()),
+                            timeout=mapping.timeout)
+    try:
+        with handler_scope():
+            response = handler(event, context) or {}
+    except Exception as exc:
+        if on_error is not None:
+            on_error(mapping, exc)
+        return None
+    return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+
+
 class QueuePoller:
     """One SQS event-source mapping (see the module docstring)."""
 
@@ -100,16 +117,9 @@ class QueuePoller:
         if not messages:
             return 0
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
-        context = LambdaContext(self.mapping.function, aws_request_id=str(uuid.uuid4()),
-                                timeout=self.mapping.timeout)
         self.invocations += 1
-        try:
-            with handler_scope():
-                response = self.handler(event, context) or {}
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception as exc:  # the whole batch fails, as on Lambda
-            if self.on_error is not None:
-                self.on_error(self.mapping, exc)
+        failed = invoke_batch(self.mapping, self.handler, event, self.on_error)
+        if failed is None:
             return len(messages)
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):

@@ -12,12 +12,10 @@ visibility timeout (on the environment's clock), towards the queue's redrive lim
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..emulator import LambdaContext
-from ..faults import handler_scope
+from ..emulator import invoke_batch
 from ..template import QueueMapping
 from .sqs import Message, Queue
 
@@ -52,16 +50,9 @@ class MemoryPoller:
             event = {"Records": [lambda_record(m, self.queue) for m in messages]}
         if not messages:
             return 0
-        context = LambdaContext(self.mapping.function, aws_request_id=str(uuid.uuid4()),
-                                timeout=self.mapping.timeout)
         self.invocations += 1
-        try:
-            with handler_scope():
-                response = self.handler(event, context) or {}
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception as exc:  # the whole batch fails, as on Lambda
-            if self.on_error is not None:
-                self.on_error(self.mapping, exc)
+        failed = invoke_batch(self.mapping, self.handler, event, self.on_error)
+        if failed is None:  # the whole batch comes back after its visibility timeout
             return len(messages)
         with self.queue.sqs.lock:
             for record in event["Records"]:
