@@ -21,11 +21,15 @@ Then, per handler, what dominates the import (one `python -X importtime` run): t
 modules by cumulative time (nested: a package's figure includes what it imports) and the self
 time summed by top-level package.
 
-The children inherit this process's environment: with PYTHONDONTWRITEBYTECODE set (as on
-these machines) ostinato's own modules, which have no `__pycache__` here, are compiled from
-source in every child; the virtualenv's packages were byte-compiled by pip. On Lambda the
-code directory is read-only, so whatever the deployment package holds without bytecode is
-compiled at every cold start the same way.
+ostinato runs byte-compiled, as the deployment holds it: `sam build` builds every function
+with `scripts/lambda_build.py`, which byte-compiles the whole code directory (unchecked-hash
+pycs), and the virtualenv's packages were byte-compiled by pip. `--from-source` compiles
+ostinato from source in every child instead (these machines set PYTHONDONTWRITEBYTECODE, and
+the checkout has no `__pycache__`), which is what SAM's own Python builder ships for every
+package, dependencies included: a function's code directory is read-only, so a package
+without pycs is compiled at every cold start. `--package DIR` measures a code directory built
+by `scripts/lambda_build.py --platform manylinux2014_x86_64` (this machine's) alone on the
+path (`python -S`), as Lambda runs it.
 """
 
 from __future__ import annotations
@@ -101,19 +105,31 @@ print("\\n" + json.dumps({{"result": repr(result)[:200],
 """
 
 
-#: checkout -> a byte-compiled copy of its `src/ostinato` (`--bytecode`), used in its place
+#: checkout -> a byte-compiled copy of its `src/ostinato`, used in its place (not `--from-source`)
 _COMPILED: dict[Path, Path] = {}
+#: `--package DIR`: children run `python -S` with only DIR on the path (a built code directory)
+_PACKAGE: list[Path] = []
 
 
 def byte_compiled(root: Path, into: Path) -> Path:
-    """A copy of `root`'s src/ostinato under `into`, byte-compiled as pip installs it."""
+    """A copy of `root`'s src/ostinato under `into`, byte-compiled as the deployment holds it."""
     import compileall
+    import py_compile
     import shutil
 
     target = into / "src"
     shutil.copytree(root / "src" / "ostinato", target / "ostinato")
-    compileall.compile_dir(target, quiet=1)
+    compileall.compile_dir(target, quiet=1,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     return target
+
+
+def _cwd(root: Path) -> Path:
+    return _PACKAGE[0] if _PACKAGE else root
+
+
+def _python() -> list[str]:
+    return [sys.executable, "-S"] if _PACKAGE else [sys.executable]
 
 
 def handler_modules(root: Path = ROOT) -> list[str]:
@@ -126,6 +142,8 @@ def handler_modules(root: Path = ROOT) -> list[str]:
 def _subprocess_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The child's PYTHONPATH: the checkout (for `functions`) and its `src`, then the
     caller's minus any other checkout's `src` (so `--against` measures that checkout)."""
+    if _PACKAGE:
+        return {**os.environ, **(extra or {}), "PYTHONPATH": str(_PACKAGE[0])}
     inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                  if p and not p.rstrip("/").endswith("src")]
     path = os.pathsep.join([str(root), str(_COMPILED.get(root, root / "src")), *inherited])
@@ -136,7 +154,7 @@ def import_time_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     """Wall and CPU ms of `import module` in a fresh interpreter (interpreter start excluded)."""
     code = ("import time; w, c = time.perf_counter(), time.process_time(); import " + module +
             "; print(time.perf_counter() - w, time.process_time() - c)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=_subprocess_env(root),
+    out = subprocess.run([*_python(), "-c", code], cwd=_cwd(root), env=_subprocess_env(root),
                          capture_output=True, text=True, check=True)
     wall, cpu = (float(x) * 1000 for x in out.stdout.split())
     return {"wall_ms": wall, "cpu_ms": cpu}
@@ -158,7 +176,7 @@ def first_call_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     name = module.split(".")[1]
     code = _FIRST_CALL.format(name=name, event=unreadable(name), setup=PATH_SETUP[name])
     env = _subprocess_env(root, STACK_ENV)
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env,
+    out = subprocess.run([*_python(), "-c", code], cwd=_cwd(root), env=env,
                          capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"first call of {module} failed:\n{out.stderr[-2000:]}")
@@ -169,8 +187,8 @@ def first_call_ms(module: str, root: Path = ROOT) -> dict[str, float]:
 
 def importtime(module: str, root: Path = ROOT) -> list[tuple[str, int, int, int]]:
     """`python -X importtime -c 'import module'`: (name, depth, self us, cumulative us)."""
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import " + module],
-                         cwd=root, env=_subprocess_env(root), capture_output=True, text=True,
+    out = subprocess.run([*_python(), "-X", "importtime", "-c", "import " + module],
+                         cwd=_cwd(root), env=_subprocess_env(root), capture_output=True, text=True,
                          check=True)
     rows = []
     for line in out.stderr.splitlines():
@@ -233,9 +251,10 @@ def print_imports(res: dict[str, Any], out: Any = print) -> None:
     def stat(s: dict[str, Any]) -> str:
         return f"{s['median']:6.0f} ms (min {s['min']:.0f}, max {s['max']:.0f}, n={s['runs']})"
 
-    bytecode = "byte-compiled" if _COMPILED else "compiled from source" if os.environ.get(
-        "PYTHONDONTWRITEBYTECODE") else "bytecode cache allowed"
-    out(f"\nHandler cold start, fresh interpreter each run (ostinato's modules {bytecode}):")
+    bytecode = (f"the built package {_PACKAGE[0]}" if _PACKAGE else "ostinato byte-compiled"
+                if _COMPILED else "ostinato compiled from source" if os.environ.get(
+                    "PYTHONDONTWRITEBYTECODE") else "ostinato's bytecode cache allowed")
+    out(f"\nHandler cold start, fresh interpreter each run ({bytecode}):")
     for module, r in res.items():
         first = r["first_call"]
         out(f"  {module:<28} import {stat(r['import']['wall_ms'])}  cpu "
@@ -256,12 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", metavar="CHECKOUT", type=Path,
                         help="also measure another checkout (e.g. main's), runs alternating")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--bytecode", action="store_true",
-                        help="run ostinato from byte-compiled copies (as a pip install holds it)")
+    parser.add_argument("--from-source", action="store_true",
+                        help="compile ostinato from source in every child (no pycs shipped)")
+    parser.add_argument("--package", metavar="DIR", type=Path,
+                        help="measure a code directory built by scripts/lambda_build.py")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every sample")
     args = parser.parse_args(argv)
     roots = (ROOT, args.against.resolve()) if args.against else (ROOT,)
-    if args.bytecode:
+    if args.package:
+        if args.against:
+            parser.error("--package measures one built directory: no --against")
+        _PACKAGE.append(args.package.resolve())
+    elif not args.from_source:
         import tempfile
 
         tmp = Path(tempfile.mkdtemp(prefix="ostinato-bytecode-"))

@@ -17,7 +17,7 @@ command -v "$python" >/dev/null 2>&1 || python=python3
 
 if ! "$venv/bin/sam" --version >/dev/null 2>&1; then
     echo "installing aws-sam-cli into $venv" >&2
-    "$python" -m venv "$venv"
+    "$python" -m venv --clear "$venv"  # --clear: a copy moved from another path is broken
     "$venv/bin/pip" install --quiet --disable-pip-version-check aws-sam-cli
 fi
 
