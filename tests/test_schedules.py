@@ -94,6 +94,20 @@ def test_an_hourly_schedule_starts_one_run_per_firing_for_a_day(env):
     assert env.handler_errors == []
 
 
+def test_a_schedule_fires_under_a_codec(make_env):
+    """The firing's input reaches Scheduler readable, whatever the app's codec: Scheduler
+    fills in `<aws.scheduler.scheduled-time>` only where it can read it (an encrypted or
+    compressed input came back with the placeholder, and every firing failed)."""
+    from ostinato.codecs import Zlib
+
+    app = ostinato.App(workflows=[scheduled.tick, scheduled.slow_report], codec=Zlib())
+    env = make_env(app, start_time=T0)
+    schedules.create_schedule(env.client, "hourly", scheduled.tick, "x", rate="1 hour")
+    env.sleep(timedelta(hours=2, minutes=30))
+    assert sorted(runs(env, "tick")) == [f"hourly-20260101T0{h}0000Z" for h in range(3)]
+    assert env.handler_errors == []
+
+
 def test_a_firing_delivered_twice_starts_one_run(env):
     schedules.create_schedule(env.client, "daily", scheduled.tick, "d", cron="0 3 * * ? *")
     env.sleep(timedelta(hours=3, minutes=1))

@@ -7,8 +7,11 @@ here names the stack's (OSTINATO_SCHEDULER_DLQ_ARN, template.yaml SchedulerDLQ, 
 A timer is worth a day of retries (Scheduler's longest); a recurring firing an hour, after
 which it is stale and the next one is on its way.
 
-A schedule's input passes the payload pipeline with a low threshold (`INPUT_THRESHOLD`): a
-larger body is kept in the payload bucket and the schedule carries the reference.
+A timer's input passes the payload pipeline with a low threshold (`INPUT_THRESHOLD`): a
+larger body is kept in the payload bucket and the schedule carries the reference, and the
+app's codec (compression, encryption) applies. A recurring schedule's input does not: it
+names the schedule and holds Scheduler's `<aws.scheduler.scheduled-time>` placeholder, which
+Scheduler fills in only where it can read it (the arguments stay in the schedule's item).
 """
 
 from __future__ import annotations
@@ -46,9 +49,8 @@ class EventBridgeScheduler:
         return self._client
 
     def _target(self, arn: str, body: str, retry: dict[str, int]) -> dict[str, Any]:
-        sealed = self.payloads.seal(body, "schedule input", threshold=INPUT_THRESHOLD)
         target: dict[str, Any] = {"Arn": arn, "RoleArn": self.settings.scheduler_role_arn,
-                                  "Input": sealed, "RetryPolicy": dict(retry)}
+                                  "Input": body, "RetryPolicy": dict(retry)}
         if self.settings.scheduler_dlq_arn:
             target["DeadLetterConfig"] = {"Arn": self.settings.scheduler_dlq_arn}
         return target
@@ -60,7 +62,8 @@ class EventBridgeScheduler:
                 Name=name, GroupName=self.settings.schedule_group,
                 ScheduleExpression=f"at({when})", ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"}, ActionAfterCompletion="DELETE",
-                Target=self._target(self.settings.timer_queue_arn, body, TIMER_RETRY))
+                Target=self._target(self.settings.timer_queue_arn, self.payloads.seal(
+                    body, "schedule input", threshold=INPUT_THRESHOLD), TIMER_RETRY))
         except self.client.exceptions.ConflictException:
             pass  # created by an earlier attempt of this same delivery
 
@@ -72,7 +75,8 @@ class EventBridgeScheduler:
 
     def put_recurring(self, name: str, expression: str, timezone: str, start: float | None,
                       body: str, description: str) -> None:
-        """Create the schedule, or overwrite one a half-finished delete left behind.
+        """Create the schedule, or overwrite one a half-finished delete left behind. `body`
+        goes as it is (see the module docstring): it must hold no payload.
 
         Raises `ValueError` with Scheduler's reason when it refuses the expression.
         """
