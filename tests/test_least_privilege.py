@@ -24,6 +24,10 @@ and condition keys that AWS's Service Authorization Reference gives each API cal
 item's action on its table, a Query of an index needs the index's ARN, CreateSchedule with a
 role needs iam:PassRole on it, PutEvents is authorized per entry with events:source.
 
+The workload runs twice: as it is, and with the app's payloads encrypted by
+`ostinato.codecs.KmsEncryption` (PayloadKmsKeyArn set to a key made in moto), so the template's
+conditional KMS grants are proven too; KMS authorizes on the key an alias points to.
+
 A refused call stops the workload at once, naming the function, action and resource. And the
 reverse: every (action, resource) an inline policy grants must have been used by an allowed
 call, or the test names it as an extra grant; managed policies' grants are held to the same,
@@ -60,6 +64,7 @@ from ostinato._engine.ports import Head
 from ostinato._local.emulator import LambdaContext, import_handler, parse_at
 from ostinato._local.eventbus import local_parameters
 from ostinato._local.template import ACCOUNT, resolver
+from ostinato.codecs import KmsEncryption
 from ostinato.testing import WorkflowEnvironment
 from tests.test_template import as_list, resources_of, sam_source, to_cloudformation
 
@@ -192,11 +197,32 @@ async def fulfil(ctx: ostinato.WorkflowContext, order: dict) -> str:
     return await ctx.execute_activity(pack, order["id"])
 
 
-APP = ostinato.App(
+#: what the app is made of (the plain app, and the same one with a KMS codec below)
+PARTS: dict[str, Any] = dict(
     workflows=[journey, kid, waiter, report, fulfil, bulky, digest],
     activities=[flaky, patient, pack, mirror],
     triggers=[ostinato.EventTrigger(fulfil, source="shop", detail_type="OrderPlaced",
                                     id=lambda event: "order-" + event["detail"]["id"])])
+APP = ostinato.App(**PARTS)
+
+
+class _Uncached(KmsEncryption):
+    """KmsEncryption keeping no data key: each function then makes its own KMS calls, as
+    separate Lambda processes do (one process runs every function here, so a shared cache
+    would hide all but the first caller's)."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id, reuse_seconds=0.0)
+
+    def _remember(self, encrypted: bytes, plain: bytes) -> None:
+        pass
+
+
+KMS_ALIAS = "alias/ostinato-least-privilege"
+#: the same app, its payloads encrypted with a KMS key (template parameter PayloadKmsKeyArn)
+KMS_APP = ostinato.App(**PARTS, codec=_Uncached(KMS_ALIAS))
+#: alias -> key ARN: KMS authorizes a call naming an alias on the key it points to
+KMS_KEYS: dict[str, str] = {}
 
 
 # ------------------------------------------------------------------------------ authorization
@@ -263,6 +289,8 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
         key = params.get("Key")
         return [Need(f"s3:{'ListBucket' if operation.startswith('ListObjects') else operation}",
                      f"arn:aws:s3:::{params['Bucket']}" + (f"/{key}" if key else ""))]
+    if service == "kms" and "KeyId" in params:
+        return [Need(f"kms:{operation}", KMS_KEYS.get(params["KeyId"], params["KeyId"]))]
     if service == "events" and operation == "PutEvents":
         needs = []
         for entry in params["Entries"]:
@@ -411,8 +439,13 @@ def revoke(cfn: dict[str, Any], function: str, action: str, resource: Any) -> No
     for policy in cfn["Resources"][role_id]["Properties"]["Policies"]:
         kept = []
         for st in as_list(policy["PolicyDocument"]["Statement"]):
-            if set(st) == {"Fn::If"}:  # a conditional grant (the payload key): not revoked
-                kept.append(st)
+            if set(st) == {"Fn::If"}:  # a conditional grant (the payload key): its branch
+                condition, granted, otherwise = st["Fn::If"]
+                actions = as_list(granted["Action"])
+                if action in actions and resource in as_list(granted["Resource"]):
+                    revoked = True
+                    granted = {**granted, "Action": [a for a in actions if a != action]}
+                kept.append({"Fn::If": [condition, granted, otherwise]})
                 continue
             actions, resources = as_list(st["Action"]), as_list(st["Resource"])
             if st["Effect"] != "Allow" or action not in actions or resource not in resources:
@@ -466,8 +499,9 @@ class AccessDeniedInWorkload(BaseException):
 class Harness:
     """One run: the environment, the roles in moto, the signing, and what moto was asked."""
 
-    def __init__(self, cfn: dict[str, Any]) -> None:
+    def __init__(self, cfn: dict[str, Any], app: ostinato.App = APP) -> None:
         self.cfn = cfn
+        self.app = app
         self.uses: list[Use] = []
         self.routes_called: set[str] = set()
         self.dead_letter_targets: set[str] = set()  # queues schedules name as their DLQ
@@ -501,17 +535,31 @@ class Harness:
         from moto.core import set_initial_no_auth_action_count
 
         monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        with WorkflowEnvironment(APP, template=ROOT / "template.yaml") as env:
+        with WorkflowEnvironment(self.app, template=ROOT / "template.yaml") as env:
             self.env = env
             source = sam_source()
             self.stack = env.stack
-            resolve = resolver(self.cfn, env.stack, local_parameters(source, APP))
+            parameters: dict[str, Any] = local_parameters(source, self.app)
+            if isinstance(self.app.codec, KmsEncryption):
+                parameters["PayloadKmsKeyArn"] = self._create_key(self.app.codec.key_id)
+            resolve = resolver(self.cfn, env.stack, parameters)
             self.roles = roles_of(self.cfn, resolve, env.stack)
             self.scheduler_role = service_role(self.roles, "scheduler.amazonaws.com")
             self._create_identities()
             self._install(monkeypatch, source)
             set_initial_no_auth_action_count(0)(workload)(self)
             self.handler_errors = list(env.handler_errors)
+
+    @staticmethod
+    def _create_key(alias: str) -> str:
+        """The payload key and its alias, made before enforcement starts: its ARN."""
+        import boto3
+
+        kms = boto3.client("kms", region_name=REGION)
+        arn: str = kms.create_key(Description="payloads")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+        KMS_KEYS[alias] = arn
+        return arn
 
     def _create_identities(self) -> None:
         """The roles, their credentials (as Lambda and Scheduler assume them) and an admin,
@@ -857,10 +905,17 @@ def cfn() -> dict[str, Any]:
     return to_cloudformation(sam_source())
 
 
+@pytest.mark.parametrize("app", [APP, KMS_APP], ids=["plain", "kms-encrypted"])
 def test_every_function_runs_the_workload_on_exactly_its_grants(
-        cfn: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    harness = Harness(copy.deepcopy(cfn))
+        cfn: dict[str, Any], app: ostinato.App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `kms-encrypted`, the app's codec is KmsEncryption and PayloadKmsKeyArn names its
+    key: every function's KMS grants are used, and nothing more is needed."""
+    harness = Harness(copy.deepcopy(cfn), app)
     harness.run(monkeypatch, full_workload)  # AccessDeniedInWorkload on the first refusal
+    if app is KMS_APP:
+        kms_users = {u.principal for u in harness.uses if u.need.action.startswith("kms:")}
+        assert kms_users == {r.principal for r in harness.roles.values()
+                             if r is not harness.scheduler_role}, kms_users
 
     # the one whole-batch failure expected: the decider deferring the wake-up of late-head
     failed = [exc for error in harness.handler_errors
@@ -883,22 +938,28 @@ def test_every_function_runs_the_workload_on_exactly_its_grants(
         f"TimerFunction: sqs:SendMessage on {trigger_queue} (inline probe, statement Unused)"]
 
 
+#: (function, action, resource: a logical id or the payload key parameter, app)
 REVOCATIONS = {
-    "decider writes history": ("WorkflowTaskFunction", "dynamodb:PutItem", "WorkflowTable"),
-    "activity reports": ("ActivityTaskFunction", "sqs:SendMessage", "WorkflowTaskQueue"),
+    "decider writes history": ("WorkflowTaskFunction", "dynamodb:PutItem", "WorkflowTable",
+                               APP),
+    "activity reports": ("ActivityTaskFunction", "sqs:SendMessage", "WorkflowTaskQueue", APP),
+    "api encrypts the start": ("ApiFunction", "kms:GenerateDataKey", "PayloadKmsKeyArn",
+                               KMS_APP),
 }
 
 
 @pytest.mark.parametrize("revocation", list(REVOCATIONS))
 def test_a_revoked_grant_stops_the_workload(cfn: dict[str, Any], revocation: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    function, action, resource = REVOCATIONS[revocation]
+    function, action, resource, app = REVOCATIONS[revocation]
     mutated = copy.deepcopy(cfn)
-    revoke(mutated, function, action, {"Fn::GetAtt": [resource, "Arn"]})
-    harness = Harness(mutated)
+    key = resource == "PayloadKmsKeyArn"
+    revoke(mutated, function, action,
+           {"Ref": resource} if key else {"Fn::GetAtt": [resource, "Arn"]})
+    harness = Harness(mutated, app)
     with pytest.raises(AccessDeniedInWorkload) as refused:
         harness.run(monkeypatch, first_decisions)
     use = refused.value.use
     assert (use.principal, use.need.action, use.need.resource) == (
-        function, action, harness.stack.arns[resource])
+        function, action, KMS_KEYS[KMS_ALIAS] if key else harness.stack.arns[resource])
     assert f"assumed-role/{harness.roles[function].name}/" in use.caller_arn
