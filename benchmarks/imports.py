@@ -13,9 +13,10 @@ Two figures per handler, both medians (min, max) over fresh interpreters:
   its `events/*.json` fixture made unreadable (SQS bodies that are not JSON; an API request
   whose body fails validation), so it runs the whole trigger-parsing path and answers without
   any AWS call (an SQS batch whose every record failed raises, as Powertools does: the child
-  catches it). What it leaves out, the same before and after: the network, and pynamodb's
-  botocore client, made on a model's first request. A cost moved out of the import shows up
-  here.
+  catches it). What it leaves out: the network. The store's one DynamoDB client is made with
+  the runtime (`_aws/store._share_client`); until December 2026 pynamodb made one per model
+  class on its first request (five, 100-200 ms each), outside this figure. A cost moved out
+  of the import shows up here.
 
 Then, per handler, what dominates the import (one `python -X importtime` run): the heaviest
 modules by cumulative time (nested: a package's figure includes what it imports) and the self

@@ -152,3 +152,31 @@ def test_importing_ostinato_loads_no_client_engine_or_asyncio() -> None:
     assert within(before, ("asyncio", "boto3", "botocore", "ostinato._client",
                            "ostinato._engine", "ostinato._core.replay", "ostinato._core.context",
                            "ostinato._stack_client", "ostinato._runtime")) == []
+
+
+def test_the_store_makes_one_dynamodb_client_for_all_its_item_kinds(make_env) -> None:
+    """pynamodb would make a botocore client per model class on its first request (100-200 ms
+    each on a cold Lambda); after a run that touched heads, batches, outcomes, heartbeats
+    (from an activity's worker thread) and schedules, every model still holds the first one."""
+    from datetime import timedelta
+
+    import ostinato
+    from ostinato._aws.store import Store
+
+    @ostinato.activity(heartbeat_timeout=timedelta(minutes=1))
+    def beat() -> str:
+        ostinato.activity_context().heartbeat("half")
+        return "done"
+
+    @ostinato.workflow
+    async def flow(ctx: ostinato.WorkflowContext) -> str:
+        return str(await ctx.execute_activity(beat))
+
+    env = make_env(ostinato.App(workflows=[flow], activities=[beat]), backend="moto")
+    assert env.client.start_workflow(flow, id="one-client").result() == "done"
+    env.client.create_schedule("hourly", flow, rate="1 hour")
+    store = env.client.store
+    assert isinstance(store, Store)
+    models = [store._head, store._batch, store._heartbeat, store._claim, store._schedule]
+    clients = {id(m._get_connection().connection._client) for m in models}
+    assert len(clients) == 1 and None not in clients

@@ -220,6 +220,21 @@ def _to_schedule(item: Any, payloads: Payloads) -> ScheduleRecord:
         last_wid=item.last_wid, fired=int(item.fired or 0), skipped=int(item.skipped or 0))
 
 
+def _share_client(*models: Any) -> None:
+    """One botocore client for every model class of the table.
+
+    pynamodb gives each model class a connection of its own, and each connection makes its own
+    botocore session and client on its first request, loading DynamoDB's service model anew:
+    100-200 ms each here, five times over on a cold Lambda's first invocations. The first
+    model's client (made by pynamodb, with its configuration) serves them all; botocore
+    clients are safe to share between threads once made.
+    """
+    connections = [m._get_connection().connection for m in models]
+    client = connections[0].client
+    for connection in connections[1:]:
+        connection._client = client
+
+
 class Store(HeartbeatItems):
     """The DynamoDB adapter (see the module docstring)."""
 
@@ -227,6 +242,7 @@ class Store(HeartbeatItems):
                  payloads: Payloads = PLAIN) -> None:
         self._head, self._batch, self._heartbeat, self._claim = _models(table_name, region)
         self._schedule = _schedule_model(table_name, region)
+        _share_client(self._head, self._batch, self._heartbeat, self._claim, self._schedule)
         self.table_name = table_name
         self.payloads = payloads  # every payload attribute passes it (`_engine/payloads.py`)
         self.max_batch_bytes = h.batch_limit(payloads.offloads)
