@@ -18,6 +18,10 @@ Two figures per handler, both medians (min, max) over fresh interpreters:
   class on its first request (five, 100-200 ms each), outside this figure. A cost moved out
   of the import shows up here.
 
+Every child first imports what the Lambda runtime has loaded before it imports a handler
+(`RUNTIME_PRELOAD`: awslambdaric's bootstrap imports json, logging, traceback and a thread
+pool), untimed: those modules are not the handler's cost.
+
 Then, per handler, what dominates the import (one `python -X importtime` run): the heaviest
 modules by cumulative time (nested: a package's figure includes what it imports) and the self
 time summed by top-level package.
@@ -76,7 +80,13 @@ STACK_ENV = {
     "POWERTOOLS_LOG_LEVEL": "CRITICAL",  # the poison records' tracebacks stay out of the way
 }
 
-_FIRST_CALL = """
+#: What the Lambda runtime has imported before it imports the handler (awslambdaric's
+#: bootstrap.py and lambda_runtime_client.py): loaded in every child first, not timed.
+RUNTIME_PRELOAD = "import importlib, json, logging, os, sys, time, traceback, concurrent.futures"
+
+_PRELOADED = "-- preloaded --"
+
+_FIRST_CALL = RUNTIME_PRELOAD + """
 import json, sys, time
 w0, c0 = time.perf_counter(), time.process_time()
 import functions.{name}.app as app
@@ -153,8 +163,8 @@ def _subprocess_env(root: Path, extra: dict[str, str] | None = None) -> dict[str
 
 def import_time_ms(module: str, root: Path = ROOT) -> dict[str, float]:
     """Wall and CPU ms of `import module` in a fresh interpreter (interpreter start excluded)."""
-    code = ("import time; w, c = time.perf_counter(), time.process_time(); import " + module +
-            "; print(time.perf_counter() - w, time.process_time() - c)")
+    code = (f"{RUNTIME_PRELOAD}; w, c = time.perf_counter(), time.process_time(); "
+            f"import {module}; print(time.perf_counter() - w, time.process_time() - c)")
     out = subprocess.run([*_python(), "-c", code], cwd=_cwd(root), env=_subprocess_env(root),
                          capture_output=True, text=True, check=True)
     wall, cpu = (float(x) * 1000 for x in out.stdout.split())
@@ -188,11 +198,13 @@ def first_call_ms(module: str, root: Path = ROOT) -> dict[str, float]:
 
 def importtime(module: str, root: Path = ROOT) -> list[tuple[str, int, int, int]]:
     """`python -X importtime -c 'import module'`: (name, depth, self us, cumulative us)."""
-    out = subprocess.run([*_python(), "-X", "importtime", "-c", "import " + module],
+    out = subprocess.run([*_python(), "-X", "importtime", "-c",
+                          f"{RUNTIME_PRELOAD}; print('{_PRELOADED}', file=sys.stderr); "
+                          f"import {module}"],
                          cwd=_cwd(root), env=_subprocess_env(root), capture_output=True, text=True,
                          check=True)
     rows = []
-    for line in out.stderr.splitlines():
+    for line in out.stderr.split(_PRELOADED, 1)[-1].splitlines():  # the handler's imports
         parts = line.removeprefix("import time:").split("|")
         if not line.startswith("import time:") or len(parts) != 3 or "cumulative" in line:
             continue
