@@ -42,7 +42,7 @@ class MemoryPayloads:
         with self._lock:
             self._objects.pop(key, None)
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """ListObjectsV2: every key, in S3's order (by UTF-8 bytes)."""
         with self._lock:
             return sorted(self._objects, key=str.encode)
