@@ -299,3 +299,25 @@ def test_a_result_too_large_for_a_lambda_response_is_a_typed_error_over_http(mak
     status, body = api("GET", "/workflows/huge-result")  # a Lambda response holds 6 MB
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     assert "ostinato.Client" in body["error"]["message"]
+
+
+def test_the_memory_kms_answers_the_codec_as_kms_does() -> None:
+    from ostinato._core.envelope import Envelope, parse
+    from ostinato._engine.payloads import Payloads
+    from ostinato._local.memory.kms import MemoryKms
+
+    kms = MemoryKms().client()
+    old, new = (kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2))
+    kms.create_alias(AliasName="alias/old", TargetKeyId=old)
+    written = Payloads(KmsEncryption("alias/old", client=kms)).seal('"secret"', "result")
+    envelope = parse(written)
+    ((_, meta),) = envelope.codecs
+    assert meta["key_id"] == old and b"secret" not in envelope.data
+    # a reader configured with another key (rotated) still reads it: the data key names its own
+    assert Payloads(KmsEncryption(new, client=kms)).open(written) == '"secret"'
+    # a data key altered on the way is refused by KMS, never decrypted to something else
+    key = base64.b64decode(meta["dk"])
+    forged = Envelope([("kms", {**meta, "dk": base64.b64encode(
+        key[:-1] + bytes([key[-1] ^ 1])).decode()})], None, envelope.data).to_text()
+    with pytest.raises(PayloadIntegrityError, match="KMS refused the payload's data key"):
+        Payloads(KmsEncryption(new, client=kms)).open(forged)
