@@ -23,11 +23,11 @@ from ..._engine.ports import Head, ScheduleRecord
 _FIXED = 512
 
 
-def fits(what: str, attrs: Any, *texts: str | None) -> None:
-    """Refuse an item over DynamoDB's limit (`PayloadTooLargeError`). `texts` are its
-    strings: while four bytes a character of them cannot reach the limit (nearly always),
-    the item is not counted at all; `attrs` makes its attributes when it must be."""
-    if 4 * sum(len(t) for t in texts if t) + _FIXED > ITEM_LIMIT:
+def fits(what: str, attrs: Any, chars: int) -> None:
+    """Refuse an item over DynamoDB's limit (`PayloadTooLargeError`). `chars`: how many
+    characters its strings hold; while four bytes each cannot reach the limit (nearly
+    always), the item is not counted at all; `attrs` makes its attributes when it must be."""
+    if 4 * chars + _FIXED > ITEM_LIMIT:
         check_item(attrs(), what)
 
 
@@ -78,11 +78,19 @@ class HeadItem:
                 "parent": self.parent, "result_spilled": self.result_spilled or None,
                 **list_keys(self.workflow_id, self.status, self.workflow_type)}
 
+    def copy(self) -> HeadItem:
+        new = HeadItem.__new__(HeadItem)
+        new.__dict__.update(self.__dict__)
+        return new
+
     def check(self) -> None:
-        fits(f"the head of workflow {self.workflow_id!r}", self.attrs, self.args,
-             self.result, self.failure, self.custom_status, self.task_failure, self.parent,
-             self.workflow_id, self.run_id, self.workflow_type, self.workflow_type,
-             self.status, self.status, self.continued_from)
+        chars = (len(self.args) + len(self.result or "") + len(self.failure or "")
+                 + len(self.custom_status or "") + len(self.task_failure or "")
+                 + len(self.parent or "") + len(self.continued_from or "")
+                 + len(self.workflow_id) + len(self.run_id)
+                 + 2 * (len(self.workflow_type) + len(self.status)))
+        if 4 * chars + _FIXED > ITEM_LIMIT:
+            check_item(self.attrs(), f"the head of workflow {self.workflow_id!r}")
 
 
 @dataclass(frozen=True)
@@ -116,14 +124,11 @@ class BatchItem:
                 for n, part in enumerate(self.parts)]
 
     def check(self, run_id: str) -> None:
-        what = f"batch {self.number} of run {run_id}"
-        keys = (run_id, *self.consumed)
-        if self.body is not None:
-            fits(what, lambda: self.attrs(run_id)[0], self.body, *keys)
-            return
-        for n, part in enumerate(self.parts):
-            if len(part) + 4 * sum(map(len, keys)) + _FIXED > ITEM_LIMIT:
-                check_item(self.attrs(run_id)[n], what)
+        keys = 4 * (len(run_id) + sum(map(len, self.consumed)) + len(self.consumed))
+        sizes = [4 * len(self.body)] if self.body is not None else map(len, self.parts)
+        for n, size in enumerate(sizes):
+            if size + keys + _FIXED > ITEM_LIMIT:
+                check_item(self.attrs(run_id)[n], f"batch {self.number} of run {run_id}")
 
 
 @dataclass
@@ -151,5 +156,6 @@ class ScheduleItem:
 
     def check(self) -> None:
         r = self.record
-        fits(f"schedule {r.name!r}", self.attrs, self.args, r.name, r.workflow_type,
-             r.expression, r.timezone, r.overlap, r.last_wid)
+        fits(f"schedule {r.name!r}", self.attrs, sum(map(len, (
+            self.args, r.name, r.workflow_type, r.expression, r.timezone, r.overlap,
+            r.last_wid or ""))))

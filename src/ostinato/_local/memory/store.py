@@ -154,7 +154,7 @@ class MemoryStore:
             item = self._heads.get(workflow_id)
             if item is None or item.run_id != run_id or not item.batch < batch:
                 return False
-            new = copy.copy(item)
+            new = item.copy()
             new.status, new.batch, new.custom_status = state["status"], batch, custom_status
             new.task_failure = None if task_failure is None else task_failure[
                 :TASK_FAILURE_CHARS]
@@ -284,8 +284,8 @@ class MemoryStore:
     # -- callback and update outcomes ----------------------------------------------------
     def _outcome(self, run_id: str, sk: str, outcome: dict[str, Any], what: str) -> str:
         sealed = self._seal(outcome, what)
-        fits(what, lambda: {"pk": f"R#{run_id}", "sk": sk, "outcome": sealed}, sealed,
-             run_id, sk)
+        fits(what, lambda: {"pk": f"R#{run_id}", "sk": sk, "outcome": sealed},
+             len(sealed) + len(run_id) + len(sk))
         return sealed
 
     def claim_callback(self, run_id: str, seq: int, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +324,8 @@ class MemoryStore:
         sealed = self._seal(details, "heartbeat details")
         fits("heartbeat details", lambda: {"pk": f"R#{run_id}", "sk": f"H#{seq}",
                                            "attempt": attempt, "details": sealed,
-                                           "cancel_requested": True}, sealed, run_id)
+                                           "cancel_requested": True},
+             len(sealed) + len(run_id))
         with self._lock:
             run = self._run(run_id)
             stored = run.heartbeats.get(seq)
