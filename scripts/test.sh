@@ -29,5 +29,6 @@ if [ $# -eq 0 ]; then
   OSTINATO_TEST_BACKEND=moto .venv/bin/pytest -p no:cacheprovider -q \
     tests/test_workflows.py tests/test_updates.py tests/test_children.py \
     tests/test_callbacks.py tests/test_schedules.py tests/test_triggers.py \
-    tests/test_lifecycle.py tests/test_examples.py tests/test_listing.py tests/test_api.py
+    tests/test_lifecycle.py tests/test_examples.py tests/test_listing.py tests/test_api.py \
+    tests/test_payloads.py tests/test_limits.py
 fi

@@ -9,6 +9,7 @@ from ostinato import RetryPolicy
 from ostinato._core import history as h
 from ostinato._core.serde import MAX_PAYLOAD_BYTES
 from tests.conftest import assert_history_sound
+from tests.stored import head_item, item_bytes
 
 #: Characters of a JSON string one byte over the payload limit (50 MiB; quotes count).
 OVER_LIMIT = MAX_PAYLOAD_BYTES
@@ -156,17 +157,9 @@ limits_app = ostinato.App(workflows=[returns, passes_big_args, big_status,
 
 
 def head_item_bytes(env, workflow_id: str) -> int:
-    """The head item's size as DynamoDB counts it: attribute names plus values."""
-    import boto3
-
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    item = ddb.get_item(TableName=env.settings.table_name,
-                        Key={"pk": {"S": f"W#{workflow_id}"}, "sk": {"S": "HEAD"}})["Item"]
-    size = 0
-    for name, value in item.items():
-        (kind, raw), = value.items()
-        size += len(name.encode()) + (len(raw.encode()) if kind in ("S", "N") else 1)
-    return size
+    """The head item's size as DynamoDB counts it: attribute names plus values (read from the
+    environment's table, memory or moto)."""
+    return item_bytes(head_item(env, workflow_id))
 
 
 def test_a_450_kb_result_fails_the_workflow_with_the_reason_instead_of_stranding_it(make_env):
@@ -185,7 +178,7 @@ def test_a_450_kb_result_fails_the_workflow_with_the_reason_instead_of_stranding
 
 
 def test_large_args_and_a_large_result_keep_the_head_under_400_kb(make_env):
-    env = make_env(limits_app, backend="moto")  # reads the head item's bytes from moto
+    env = make_env(limits_app)
     args_pad = "a" * (199 * 1024 - 20)  # the largest arguments a start accepts
     handle = env.client.start_workflow("returns", 190_000, args_pad, id="big-both")
     assert handle.result() == "r" * 190_000
@@ -208,7 +201,7 @@ def test_an_oversized_custom_status_is_refused_in_the_workflow(make_env):
 
 
 def test_a_failure_with_huge_details_is_cut_to_fit(make_env):
-    env = make_env(limits_app, backend="moto")  # reads the head item's bytes from moto
+    env = make_env(limits_app)
     handle = env.client.start_workflow("fails_with_huge_details", id="fhd")
     with pytest.raises(ostinato.WorkflowFailedError) as failed:
         handle.result()

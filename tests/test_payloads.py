@@ -1,6 +1,7 @@
 """Large payloads through S3 and codecs, end to end through the handlers (DESIGN.md §2
-"Payloads"): the test environment runs the `functions/` handlers on moto's DynamoDB, SQS, S3
-and KMS, and every check below reads what those services actually hold.
+"Payloads"): the test environment runs the `functions/` handlers on its backend's DynamoDB,
+SQS, S3 and KMS (the memory backend's, or moto's with OSTINATO_TEST_BACKEND=moto), and every
+check below reads what those services actually hold (`tests/stored.py`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,32 @@ import json
 import random
 from typing import Any
 
-import boto3
 import pytest
 
 import ostinato
 from ostinato import activity, workflow
+from ostinato._core.items import ITEM_LIMIT
 from ostinato._core.serde import MAX_PAYLOAD_BYTES
 from ostinato.codecs import KmsEncryption, PayloadIntegrityError, Zlib
 from tests.conftest import assert_history_sound
+from tests.stored import (
+    Sent,
+    backend_in_use,
+    bare_client,
+    delete_object,
+    head_item,
+    item_bytes,
+    items,
+    kms_client,
+    kms_for,
+    objects,
+    put_object,
+    stored_bytes,
+)
 
 pytestmark = pytest.mark.slow
 
 MIB = 1024 * 1024
-#: DynamoDB's item limit.
-ITEM_LIMIT = 400 * 1024
 
 
 def text(n: int, seed: int) -> str:
@@ -34,57 +47,6 @@ def text(n: int, seed: int) -> str:
 
 def sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-# -- the services' view --------------------------------------------------------------------------
-class Sent:
-    """Every SQS body and Scheduler input the environment's clients send, as sent."""
-
-    def __init__(self, env: Any) -> None:
-        self.bodies: list[str] = []
-        env.sqs.meta.events.register("provide-client-params.sqs.SendMessage", self._one)
-        env.sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", self._batch)
-        env.scheduler.meta.events.register("provide-client-params.scheduler.CreateSchedule",
-                                           self._schedule)
-
-    def _one(self, params: dict[str, Any], **_: Any) -> None:
-        self.bodies.append(params["MessageBody"])
-
-    def _batch(self, params: dict[str, Any], **_: Any) -> None:
-        self.bodies += [entry["MessageBody"] for entry in params["Entries"]]
-
-    def _schedule(self, params: dict[str, Any], **_: Any) -> None:
-        self.bodies.append(params["Target"]["Input"])
-
-    @property
-    def largest(self) -> int:
-        return max(len(b.encode()) for b in self.bodies)
-
-
-def items(env: Any) -> list[dict[str, Any]]:
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    return ddb.scan(TableName=env.settings.table_name)["Items"]
-
-
-def item_bytes(item: dict[str, Any]) -> int:
-    """An item's size as DynamoDB counts it: attribute names plus values."""
-    size = 0
-    for name, value in item.items():
-        ((kind, raw),) = value.items()
-        size += len(name.encode()) + len(raw if kind == "B" else json.dumps(raw).encode())
-    return size
-
-
-def stored_bytes(item: dict[str, Any]) -> bytes:
-    return b"".join(raw if kind == "B" else json.dumps(raw, ensure_ascii=False).encode()
-                    for value in item.values() for kind, raw in value.items())
-
-
-def s3_objects(env: Any) -> dict[str, bytes]:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    bucket = env.settings.payload_bucket
-    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
 
 # -- 50 MiB activity result, 5 MiB signal --------------------------------------------------------
@@ -104,7 +66,7 @@ async def big_flow(ctx: ostinato.WorkflowContext, n: int) -> dict:
 
 
 def test_a_50_mib_activity_result_and_a_5_mib_signal(make_env):
-    env = make_env(ostinato.App(workflows=[big_flow], activities=[produce]), backend="moto")
+    env = make_env(ostinato.App(workflows=[big_flow], activities=[produce]))
     sent = Sent(env)
     n = MAX_PAYLOAD_BYTES - 2  # the JSON string, quotes included, is exactly 50 MiB
     signal = text(5 * MIB, 2)
@@ -124,9 +86,9 @@ def test_a_50_mib_activity_result_and_a_5_mib_signal(make_env):
     # ... and no message or item came near its limit: the payloads went to the bucket
     assert sent.largest < 4 * 1024, sent.largest
     assert max(item_bytes(i) for i in items(env)) < ITEM_LIMIT // 2
-    objects = s3_objects(env)
-    assert max(len(data) for data in objects.values()) > 50 * MIB
-    assert {key.split("/")[0] for key in objects} == {"messages", "payloads"}
+    stored = objects(env)
+    assert max(len(data) for data in stored.values()) > 50 * MIB
+    assert {key.split("/")[0] for key in stored} == {"messages", "payloads"}
 
 
 # -- every kind of payload, offloaded --------------------------------------------------------------
@@ -154,7 +116,7 @@ async def everything(ctx: ostinato.WorkflowContext, value: str) -> dict:
 
 
 def test_start_args_activity_args_and_results_signals_updates_child_args_and_results(make_env):
-    env = make_env(ostinato.App(workflows=[everything, kid], activities=[echo]), backend="moto")
+    env = make_env(ostinato.App(workflows=[everything, kid], activities=[echo]))
     sent = Sent(env)
     value = text(MIB, 3)
     handle = env.client.start_workflow(everything, value, id="all")
@@ -177,24 +139,24 @@ def test_start_args_activity_args_and_results_signals_updates_child_args_and_res
 
 
 def test_over_50_mib_is_refused_before_anything_is_written(make_env):
-    env = make_env(ostinato.App(workflows=[everything, kid], activities=[echo]), backend="moto")
+    env = make_env(ostinato.App(workflows=[everything, kid], activities=[echo]))
     with pytest.raises(ostinato.PayloadTooLargeError, match="workflow arguments"):
         env.client.start_workflow(everything, "x" * MAX_PAYLOAD_BYTES, id="too-big")
     with pytest.raises(ostinato.WorkflowNotFoundError):
         env.client.get_workflow_handle("too-big").describe()
-    assert s3_objects(env) == {}
+    assert objects(env) == {}
     handle = env.client.start_workflow(everything, "small", id="small")
     with pytest.raises(ostinato.PayloadTooLargeError, match="signal arguments"):
         handle.signal("add", "x" * MAX_PAYLOAD_BYTES)
-    assert s3_objects(env) == {}
+    assert objects(env) == {}
 
 
 def test_small_payloads_without_a_codec_are_stored_as_before(make_env):
-    env = make_env(ostinato.App(workflows=[kid]), backend="moto")
+    env = make_env(ostinato.App(workflows=[kid]))
     env.client.start_workflow(kid, "tea", id="plain").result()
-    head = next(i for i in items(env) if i["pk"]["S"] == "W#plain" and i["sk"]["S"] == "HEAD")
+    head = head_item(env, "plain")
     assert head["args"]["S"] == '["tea"]' and head["result"]["S"] == '"TEA"'
-    assert s3_objects(env) == {}
+    assert objects(env) == {}
 
 
 # -- codecs ----------------------------------------------------------------------------------------
@@ -217,8 +179,7 @@ async def pay(ctx: ostinato.WorkflowContext, card: str, notes: str) -> dict:
     return {"receipt": receipt, "note": notes_in[0], "notes": len(notes)}
 
 
-def kms_key() -> str:
-    kms = boto3.client("kms", region_name="us-east-1")
+def kms_key(kms: Any) -> str:
     key = kms.create_key(Description="ostinato payloads")["KeyMetadata"]["Arn"]
     kms.create_alias(AliasName=ALIAS, TargetKeyId=key)
     return key
@@ -231,9 +192,10 @@ def api(method: str, path: str, body: Any = None) -> tuple[int, Any]:
 
 
 def test_an_encrypted_payload_leaves_no_plaintext_in_dynamodb_sqs_or_s3(make_env):
-    codec = [Zlib(), KmsEncryption(ALIAS)]
-    env = make_env(ostinato.App(workflows=[pay], activities=[charge], codec=codec), backend="moto")
-    key = kms_key()
+    kms = kms_for(backend_in_use())  # the memory KMS, or moto's through boto3
+    codec = [Zlib(), KmsEncryption(ALIAS, client=kms)]
+    env = make_env(ostinato.App(workflows=[pay], activities=[charge], codec=codec))
+    key = kms_key(kms_client(kms))
     sent = Sent(env)
     notes = f"{text(400_000, 9)} {SECRET}"  # does not compress: offloaded, encrypted
     handle = env.client.start_workflow(pay, SECRET, notes, id="pay-1")
@@ -247,10 +209,10 @@ def test_an_encrypted_payload_leaves_no_plaintext_in_dynamodb_sqs_or_s3(make_env
     stored = [stored_bytes(i) for i in items(env)]
     assert stored and not any(needle in blob for blob in stored)
     assert sent.bodies and not any(needle in body.encode() for body in sent.bodies)
-    objects = s3_objects(env)
-    assert objects and not any(needle in data for data in objects.values())
+    bucket = objects(env)
+    assert bucket and not any(needle in data for data in bucket.values())
     # the metadata says how to decrypt: key id (the key's ARN, so keys can rotate) and algorithm
-    head = next(i for i in items(env) if i["pk"]["S"] == "W#pay-1" and i["sk"]["S"] == "HEAD")
+    head = head_item(env, "pay-1")
     assert head["args"]["S"].startswith("%ost1")
     header = json.loads(head["args"]["S"][len("%ost1"):].split("\n", 1)[0])
     assert [name for name, _ in header["c"]] == ["zlib", "kms"]
@@ -267,18 +229,18 @@ def test_an_encrypted_payload_leaves_no_plaintext_in_dynamodb_sqs_or_s3(make_env
     assert started["args"] == [SECRET, notes]
 
     # a reader without the codec gets a clear error, never ciphertext as a value
-    bare = ostinato.Client(env.settings)
+    bare = bare_client(env)
     with pytest.raises(PayloadIntegrityError, match="codec 'kms'"):
         bare.get_workflow_handle("pay-1").describe()
 
 
 def test_zlib_alone_compresses_what_is_stored(make_env):
-    env = make_env(ostinato.App(workflows=[kid], codec=Zlib()), backend="moto")
+    env = make_env(ostinato.App(workflows=[kid], codec=Zlib()))
     value = "abc" * 100_000
     assert env.client.start_workflow(kid, value, id="z").result() == value.upper()
-    head = next(i for i in items(env) if i["pk"]["S"] == "W#z" and i["sk"]["S"] == "HEAD")
+    head = head_item(env, "z")
     assert head["args"]["S"].startswith("%ost1") and len(head["args"]["S"]) < 5_000
-    assert s3_objects(env) == {}  # compressed below the threshold: nothing offloaded
+    assert objects(env) == {}  # compressed below the threshold: nothing offloaded
 
 
 # -- integrity -------------------------------------------------------------------------------------
@@ -291,15 +253,13 @@ async def holds(ctx: ostinato.WorkflowContext) -> str:
 
 
 def test_a_tampered_or_missing_s3_object_is_an_error_never_a_wrong_value(make_env):
-    env = make_env(ostinato.App(workflows=[holds], activities=[produce]), backend="moto")
-    s3 = boto3.client("s3", region_name="us-east-1")
-    bucket = env.settings.payload_bucket
+    env = make_env(ostinato.App(workflows=[holds], activities=[produce]))
     handle = env.client.start_workflow(holds, id="held")
     env.sleep(5)
-    history_objects = {k: v for k, v in s3_objects(env).items() if k.startswith("payloads/")}
+    history_objects = {k: v for k, v in objects(env).items() if k.startswith("payloads/")}
     assert history_objects  # the batch holding the activity's 300 KB result
     for key, data in history_objects.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=data[:-1] + bytes([data[-1] ^ 1]))
+        put_object(env, key, data[:-1] + bytes([data[-1] ^ 1]))
 
     with pytest.raises(PayloadIntegrityError, match="does not match its reference") as caught:
         handle.history()
@@ -317,11 +277,11 @@ def test_a_tampered_or_missing_s3_object_is_an_error_never_a_wrong_value(make_en
 
     # restored, the redelivered task goes on where it stopped
     for key, data in history_objects.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        put_object(env, key, data)
     assert handle.result() == sha(text(300_000, 7))
 
     for key in history_objects:
-        s3.delete_object(Bucket=bucket, Key=key)
+        delete_object(env, key)
     with pytest.raises(PayloadIntegrityError, match="missing"):
         handle.history()
 
@@ -332,10 +292,32 @@ def _flat(errors: list[BaseException]) -> list[BaseException]:
 
 
 def test_a_result_too_large_for_a_lambda_response_is_a_typed_error_over_http(make_env):
-    env = make_env(ostinato.App(workflows=[kid]), backend="moto")
+    env = make_env(ostinato.App(workflows=[kid]))
     value = text(6 * MIB, 12)
     handle = env.client.start_workflow(kid, value, id="huge-result")
     assert handle.result() == value.upper()  # the client reads it
     status, body = api("GET", "/workflows/huge-result")  # a Lambda response holds 6 MB
     assert (status, body["error"]["code"]) == (413, "payload_too_large")
     assert "ostinato.Client" in body["error"]["message"]
+
+
+def test_the_memory_kms_answers_the_codec_as_kms_does() -> None:
+    from ostinato._core.envelope import Envelope, parse
+    from ostinato._engine.payloads import Payloads
+    from ostinato._local.memory.kms import MemoryKms
+
+    kms = MemoryKms().client()
+    old, new = (kms.create_key()["KeyMetadata"]["Arn"] for _ in range(2))
+    kms.create_alias(AliasName="alias/old", TargetKeyId=old)
+    written = Payloads(KmsEncryption("alias/old", client=kms)).seal('"secret"', "result")
+    envelope = parse(written)
+    ((_, meta),) = envelope.codecs
+    assert meta["key_id"] == old and b"secret" not in envelope.data
+    # a reader configured with another key (rotated) still reads it: the data key names its own
+    assert Payloads(KmsEncryption(new, client=kms)).open(written) == '"secret"'
+    # a data key altered on the way is refused by KMS, never decrypted to something else
+    key = base64.b64decode(meta["dk"])
+    forged = Envelope([("kms", {**meta, "dk": base64.b64encode(
+        key[:-1] + bytes([key[-1] ^ 1])).decode()})], None, envelope.data).to_text()
+    with pytest.raises(PayloadIntegrityError, match="KMS refused the payload's data key"):
+        Payloads(KmsEncryption(new, client=kms)).open(forged)

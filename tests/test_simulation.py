@@ -42,9 +42,9 @@ def test_the_simulation_finds_a_store_that_lets_a_conditional_put_through(capsys
     """The mutation check: the memory table's append loses its condition (a second put of a
     batch number overwrites the first), and the simulation must notice."""
     def unconditional_append(self, run_id, batch):
-        item = store_module._BatchItem(batch.number, batch.first_event_id, float(batch.time),
-                                       bool(batch.decided), tuple(batch.consumed),
-                                       h.encode_body(batch))
+        item = store_module.BatchItem(batch.number, batch.first_event_id, float(batch.time),
+                                      bool(batch.decided), tuple(batch.consumed),
+                                      h.encode_body(batch))
         with self._lock:
             run = self._run(run_id)
             if batch.number not in run.batches:

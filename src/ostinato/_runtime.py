@@ -64,13 +64,15 @@ _current: Runtime | None = None
 
 
 def build(settings: Settings, app: App, clock: Callable[[], float] | None = None,
-          client_cls: type[Client] | None = None, *, store: Store | None = None,
+          client_cls: type[Client] | None = None, *,
+          store: Store | Callable[[Payloads], Store] | None = None,
           sqs: Any = None, scheduler_client: Any = None,
           events: EventBus | None = None, payload_store: PayloadStore | None = None) -> Runtime:
     """The runtime of the stack `settings` names: the AWS adapters (or `store`, the SQS and
     Scheduler clients and the event bus given instead: the in-memory backend gives all
     four), the engine over them and (on first use) a client of `client_cls` (default
-    `Client`) sharing the adapters."""
+    `Client`) sharing the adapters. A `store` that is a function is given the payload
+    pipeline to store payloads through (`MemoryBackend.table`)."""
     from ._aws.observer import LambdaObserver, tracer_if_enabled
     from ._aws.payloads import payloads_for
     from ._aws.scheduler import EventBridgeScheduler
@@ -87,6 +89,8 @@ def build(settings: Settings, app: App, clock: Callable[[], float] | None = None
         payloads = payloads_for(settings, app.codec)
     if store is None:
         store = DynamoStore(settings.table_name, settings.region, payloads)
+    elif callable(store):
+        store = store(payloads)
     scheduler = EventBridgeScheduler(settings, client=scheduler_client, payloads=payloads)
     transport = SqsTransport(settings, scheduler, sqs=sqs, clock=tick, payloads=payloads)
     # on Lambda: EMF metrics (and X-Ray subsegments when asked for); elsewhere, nothing

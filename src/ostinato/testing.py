@@ -193,7 +193,7 @@ class WorkflowEnvironment:
         self.scheduler = backend.client("scheduler")
         self.runtime = _runtime.build(
             self.settings, self.app, clock=self.clock, client_cls=_EnvClient,
-            store=backend.store, sqs=self.sqs, scheduler_client=self.scheduler,
+            store=backend.table, sqs=self.sqs, scheduler_client=self.scheduler,
             events=EventBridgeBus(self.settings.region, client=backend.client("events")),
             payload_store=backend.payloads)
         self._install_runtime()

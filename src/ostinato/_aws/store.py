@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +41,8 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from .._core import history as h
+from .._core.errors import PayloadTooLargeError
+from .._core.items import ITEM_CHUNK, ITEM_LIMIT  # noqa: F401 - ITEM_CHUNK: read from here too
 from .._core.listing import HEAD_INLINE_BYTES, LIST_SHARDS, shard_of
 from .._core.listing import list_keys as _list_keys
 from .._core.listing import page_starts as _page_starts
@@ -53,8 +54,6 @@ from .heartbeats import HeartbeatItems
 #: What the list indexes carry besides their keys: everything describe shows but arguments.
 LISTED = ["run_id", "workflow_type", "status", "close_time", "result", "result_spilled",
           "failure", "custom_status", "task_failure"]
-#: UTF-8 bytes of batch JSON per item: DynamoDB items are at most 400 KB with attribute names.
-ITEM_CHUNK = 300_000
 
 
 def _transaction_conflict(exc: Exception) -> bool:
@@ -65,6 +64,15 @@ def _transaction_conflict(exc: Exception) -> bool:
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return code == "TransactionCanceledException" and any(
         r is not None and r.code == "TransactionConflict" for r in reasons)
+
+
+def _refuse_if_too_large(exc: Exception, what: str) -> None:
+    """DynamoDB refused an item over 400 KB: the typed error the memory table raises too."""
+    message = getattr(exc, "cause_response_message", None) or ""
+    if getattr(exc, "cause_response_code", None) == "ValidationException" and (
+            "Item size" in message and "maximum allowed size" in message):
+        raise PayloadTooLargeError(f"{what} (one DynamoDB item)", ITEM_LIMIT + 1,
+                                   ITEM_LIMIT) from None
 
 
 def _conditional_failed(exc: Exception) -> bool:
@@ -170,16 +178,11 @@ def _batch_sk(number: int) -> str:
 def _to_batch(head: Any, parts: list[Any], payloads: Payloads = PLAIN) -> h.Batch:
     """The batch whose items are `parts` (its first item, then the rest, in key order)."""
     if head.bz is not None:  # zlib, or an envelope of it (codecs, or offloaded to S3)
-        data = payloads.open_bytes(b"".join(bytes(p.bz) for p in parts))
-        body = zlib.decompress(data).decode()
+        body = payloads.open_batch([bytes(p.bz) for p in parts])
     else:
         body = "".join(p.body for p in parts)
     return h.decode_body(int(head.sk[2:12]), int(head.first), float(head.t), bool(head.decided),
                          list(head.consumed or []), body)
-
-
-def _byte_chunks(data: bytes, size: int = ITEM_CHUNK) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)] or [b""]
 
 
 @functools.cache
@@ -311,6 +314,7 @@ class Store(HeartbeatItems):
         except PutError as exc:
             if _conditional_failed(exc):
                 raise StartConflict(self.get_head(head.workflow_id)) from None
+            _refuse_if_too_large(exc, f"the head of workflow {head.workflow_id!r}")
             raise
 
     def project(self, workflow_id: str, run_id: str, batch: int, state: dict[str, Any],
@@ -339,6 +343,7 @@ class Store(HeartbeatItems):
         except UpdateError as exc:
             if _conditional_failed(exc):
                 return False
+            _refuse_if_too_large(exc, f"the head of workflow {workflow_id!r}")
             raise
         return True
 
@@ -449,8 +454,7 @@ class Store(HeartbeatItems):
         """
         B = self._batch
         h.check_batch_size(batch, self.max_batch_bytes)
-        chunks = _byte_chunks(self.payloads.seal_bytes(
-            zlib.compress(h.encode_body(batch).encode(), 6), "history batch", compressed=True))
+        chunks = self.payloads.seal_batch(h.encode_body(batch))
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
                    t=batch.time, decided=batch.decided, bz=chunk, parts=len(chunks),
@@ -467,6 +471,7 @@ class Store(HeartbeatItems):
         except (PutError, TransactWriteError) as exc:
             if _conditional_failed(exc) or _transaction_conflict(exc):
                 raise AppendConflict(f"batch {batch.number} of run {run_id} exists") from None
+            _refuse_if_too_large(exc, f"batch {batch.number} of run {run_id}")
             raise
 
     def iter_events(self, run_id: str) -> Iterator[h.Event]:

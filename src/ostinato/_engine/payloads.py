@@ -16,10 +16,12 @@ Without a payload store nothing is offloaded: a payload over `limit` then raises
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 from .._core import codecs as _codecs
 from .._core.envelope import Envelope, Ref, is_sealed, parse
 from .._core.errors import PayloadIntegrityError, PayloadTooLargeError
+from .._core.items import ITEM_CHUNK
 from .ports import PayloadStore
 
 #: Encoded payloads larger than this go to the payload store (DESIGN.md §2 "Payloads").
@@ -98,7 +100,26 @@ class Payloads:
             return data  # no codec, no store: as before
         return Envelope(applied, ref, inline).to_bytes()
 
+    def seal_batch(self, body: str) -> list[bytes]:
+        """A history batch's JSON as its items hold it: zlib-compressed, through the codecs
+        (and the store when over the threshold), split into `ITEM_CHUNK`-byte parts."""
+        data = self.seal_bytes(zlib.compress(body.encode(), 6), "history batch",
+                               compressed=True)
+        return [data[i:i + ITEM_CHUNK] for i in range(0, len(data), ITEM_CHUNK)] or [b""]
+
+    def keeps_inline(self, size: int) -> bool:
+        """Whether a batch body of `size` bytes is stored as it is however it compresses: no
+        codec, and even uncompressed (zlib's worst case) under the threshold, in one item.
+        Then a store may keep the JSON itself (the adapter's `body` form) and skip zlib."""
+        bound = size + (size >> 12) + (size >> 14) + (size >> 25) + 13  # zlib compressBound
+        return not self.codecs and bound <= min(self.threshold, ITEM_CHUNK)
+
     # -- reading ------------------------------------------------------------------------------
+    def open_batch(self, parts: list[bytes]) -> str:
+        """The JSON `seal_batch` was given, from its parts in order."""
+        data = b"".join(parts) if len(parts) > 1 else bytes(parts[0])
+        return zlib.decompress(self.open_bytes(data)).decode()
+
     def open(self, stored: str) -> str:
         """The JSON text `seal` was given (plain JSON passes as is)."""
         if not is_sealed(stored):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..._engine.payloads import Payloads
 from .events import MemoryEventBridge
 from .payloads import MemoryPayloads
 from .scheduler import MemoryScheduler
@@ -41,6 +42,13 @@ class MemoryBackend:
         self.scheduler = MemoryScheduler(self.sqs, clock)
         self.events = MemoryEventBridge(self.sqs, clock)
         self.payloads = MemoryPayloads()
+
+    def table(self, payloads: Payloads) -> MemoryStore:
+        """The table, reading and writing every payload through `payloads`: the runtime's
+        pipeline (the app's codec, this backend's bucket), as the DynamoDB adapter is built
+        with it. `_runtime.build(store=backend.table)` calls this with the one it makes."""
+        self.store = MemoryStore(payloads, shares=self.store)
+        return self.store
 
     def client(self, service: str, **_: Any) -> Any:
         """The boto3-shaped client of `service` (dynamodb, sqs, scheduler, events, s3)."""

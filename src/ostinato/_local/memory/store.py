@@ -1,14 +1,22 @@
 """The `Store` port in memory, with the semantics of the DynamoDB adapter (`_aws/store.py`).
 
-Items are kept as DynamoDB keeps them: a head's payloads (arguments, result, failure, custom
-status, parent) as their JSON, a batch as its stored body, so what a reader gets is never the
-object a writer still holds, and encoding costs what it costs against DynamoDB. Every write is
-conditional exactly where the adapter's is, and fails with the same typed conflict
-(`AppendConflict`, `StartConflict`, `ScheduleConflict`) or the same quiet outcome (`project`
-answering False, a stale heartbeat or a second update outcome ignored). One lock makes each
-call atomic, as one DynamoDB request (or transaction) is. Reads are strongly consistent; the
-list indexes are updated with the head (no index lag), sharded and paged as the adapter pages
-them, with the same page tokens (`_core/listing.py`), so a token of one is refused by neither.
+Items hold what the adapter's items hold (`items.py`): every payload attribute (a head's
+arguments, result, failure and custom status, a batch body, callback and update outcomes,
+heartbeat details, a schedule's arguments) passes the same `Payloads` pipeline, the runtime's
+(`MemoryBackend.table`): its codecs are applied, and what is over the threshold goes to the
+payload bucket (`MemoryPayloads`) as a reference; a batch body is compressed and split into
+item-sized parts as the adapter's, unless it is plain and small enough to stay inline whatever
+it compresses to (`Payloads.keeps_inline`; the adapter's `body` form), which saves zlib on the
+common path. No item is written over DynamoDB's 400 KB (names and values, `_core/items.py`):
+such a write raises `PayloadTooLargeError` and changes nothing, as the adapter's does.
+
+Every write is conditional exactly where the adapter's is, and fails with the same typed
+conflict (`AppendConflict`, `StartConflict`, `ScheduleConflict`) or the same quiet outcome
+(`project` answering False, a stale heartbeat or a second update outcome ignored). One lock
+makes each call atomic, as one DynamoDB request (or transaction) is. Reads are strongly
+consistent; the list indexes are updated with the head (no index lag), sharded and paged as
+the adapter pages them, with the same page tokens (`_core/listing.py`), so a token of one is
+refused by neither. `raw_items` shows the table as a scan of the adapter's would.
 
 The contract suite (`tests/contract/`) holds this store and the adapter to the same answers.
 """
@@ -16,84 +24,38 @@ The contract suite (`tests/contract/`) holds this store and the adapter to the s
 from __future__ import annotations
 
 import bisect
+import copy
 import heapq
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..._core import history as h
+from ..._core.items import raw
 from ..._core.listing import HEAD_INLINE_BYTES, LIST_SHARDS, list_keys, page_starts, shard_of
 from ..._core.serde import dumps, loads
+from ..._engine.payloads import PLAIN, Payloads
 from ..._engine.ports import AppendConflict, Head, ScheduleConflict, ScheduleRecord, StartConflict
+from .items import BatchItem, HeadItem, ScheduleItem, fits
 
 #: Longest task failure message kept on a head (the adapter's cut).
 TASK_FAILURE_CHARS = 2000
 
 
-@dataclass
-class _HeadItem:
-    """A head as the table holds it (payloads as JSON)."""
-
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    status: str
-    start_time: float
-    args: str
-    batch: int = 0
-    close_time: float | None = None
-    result: str | None = None
-    result_spilled: bool = False
-    failure: str | None = None
-    custom_status: str | None = None
-    task_failure: str | None = None
-    continued_from: str | None = None
-    deadline: float | None = None
-    parent: str | None = None
-
-    def to_head(self, listed: bool = False) -> Head:
-        """The `Head` read back; `listed`: as an index returns it (without arguments)."""
-        def load(value: str | None) -> Any:
-            return None if value is None else loads(value)
-
-        return Head(workflow_id=self.workflow_id, run_id=self.run_id,
-                    workflow_type=self.workflow_type, status=self.status,
-                    start_time=self.start_time, args=[] if listed else loads(self.args),
-                    close_time=self.close_time, result=load(self.result),
-                    failure=load(self.failure), custom_status=load(self.custom_status),
-                    batch=self.batch, task_failure=self.task_failure,
-                    continued_from=self.continued_from, deadline=self.deadline,
-                    parent=load(self.parent), result_spilled=self.result_spilled)
-
-
-@dataclass(frozen=True)
-class _BatchItem:
-    number: int
-    first: int
-    time: float
-    decided: bool
-    consumed: tuple[str, ...]
-    body: str
-
-    def to_batch(self) -> h.Batch:
-        return h.decode_body(self.number, self.first, self.time, self.decided,
-                             list(self.consumed), self.body)
-
-
 class _Run:
-    """One run's items: batches by number (kept sorted), claims, outcomes, heartbeats."""
+    """One run's items: batches by number (kept sorted), claims, outcomes, heartbeats
+    (payloads sealed)."""
 
     def __init__(self) -> None:
         self.numbers: list[int] = []
-        self.batches: dict[int, _BatchItem] = {}
+        self.batches: dict[int, BatchItem] = {}
         self.claims: dict[int, str] = {}
         self.updates: dict[str, str] = {}
         self.heartbeats: dict[int, tuple[int, str]] = {}
         self.cancel_requested: set[int] = set()  # activities whose cancel flag is raised
 
 
-def _index_key(item: _HeadItem, key_attr: str) -> dict[str, Any]:
+def _index_key(item: HeadItem, key_attr: str) -> dict[str, Any]:
     """The DynamoDB key of `item` in an index, as a page token carries it."""
     value = list_keys(item.workflow_id, item.status, item.workflow_type)[key_attr]
     return {"pk": {"S": f"W#{item.workflow_id}"}, "sk": {"S": "HEAD"}, key_attr: {"S": value},
@@ -106,20 +68,31 @@ def _number(value: float) -> str:
 
 
 class MemoryStore:
-    """The `Store` port in memory (see the module docstring). Thread-safe."""
+    """The `Store` port in memory (see the module docstring). Thread-safe.
 
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
+    `payloads`: the pipeline every payload attribute passes (default plain JSON, nothing
+    offloaded). `shares`: another store whose items this one reads and writes (one table,
+    through another pipeline: a reader with another codec, or none).
+    """
+
+    def __init__(self, payloads: Payloads = PLAIN, *, shares: MemoryStore | None = None,
+                 ) -> None:
+        self.payloads = payloads
         #: When set, an eventually consistent read of a run's batches misses its newest one
         #: whenever this says so (as DynamoDB may, for a moment after the write); the
         #: simulation draws it from its seed. Strongly consistent reads never miss.
         self.stale_read: Callable[[], bool] | None = None
-        #: the largest batch `append` takes: a transaction's worth, as the DynamoDB adapter
-        #: without a payload bucket (this table keeps payloads inline)
-        self.max_batch_bytes = h.MAX_BATCH_BYTES
-        self._heads: dict[str, _HeadItem] = {}
-        self._runs: dict[str, _Run] = {}
-        self._schedules: dict[str, ScheduleRecord] = {}
+        #: the largest batch `append` takes: one S3 object with a payload bucket, else a
+        #: transaction's worth (the adapter's limit, `history.batch_limit`)
+        self.max_batch_bytes = h.batch_limit(payloads.offloads)
+        if shares is None:
+            self._lock = threading.RLock()
+            self._heads: dict[str, HeadItem] = {}
+            self._runs: dict[str, _Run] = {}
+            self._schedules: dict[str, ScheduleItem] = {}
+        else:
+            self._lock, self._heads = shares._lock, shares._heads
+            self._runs, self._schedules = shares._runs, shares._schedules
 
     def _run(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
@@ -127,17 +100,30 @@ class MemoryStore:
             run = self._runs[run_id] = _Run()
         return run
 
+    def _seal(self, value: Any, what: str) -> str:
+        return self.payloads.seal(dumps(value), what)
+
+    def _open(self, stored: str | None) -> Any:
+        return None if stored is None else loads(self.payloads.open(stored))
+
     # -- heads --------------------------------------------------------------------------
     def get_head(self, workflow_id: str) -> Head | None:
         with self._lock:
             item = self._heads.get(workflow_id)
-            return None if item is None else item.to_head()
+        return None if item is None else item.to_head(self.payloads)
 
     def create_head(self, head: Head, replacing: str | None = None,
                     only_new: bool = False) -> None:
         """Make `head` the current run unless the id has a RUNNING run (`StartConflict`);
         with `replacing`, take the id over from that run; with `only_new`, only a never-used
         id (the adapter's conditions, clause for clause)."""
+        new = HeadItem(
+            workflow_id=head.workflow_id, run_id=head.run_id,
+            workflow_type=head.workflow_type, status=h.RUNNING,
+            start_time=float(head.start_time), args=self._seal(head.args, "workflow arguments"),
+            continued_from=head.continued_from,
+            deadline=None if head.deadline is None else float(head.deadline),
+            parent=None if head.parent is None else dumps(head.parent))
         with self._lock:
             current = self._heads.get(head.workflow_id)
             if only_new:
@@ -148,34 +134,36 @@ class MemoryStore:
             else:
                 allowed = current is not None and current.run_id == replacing
             if not allowed:
-                raise StartConflict(None if current is None else current.to_head())
-            self._heads[head.workflow_id] = _HeadItem(
-                workflow_id=head.workflow_id, run_id=head.run_id,
-                workflow_type=head.workflow_type, status=h.RUNNING,
-                start_time=float(head.start_time), args=dumps(head.args),
-                continued_from=head.continued_from,
-                deadline=None if head.deadline is None else float(head.deadline),
-                parent=None if head.parent is None else dumps(head.parent))
+                raise StartConflict(None if current is None else current.to_head(self.payloads))
+            new.check()
+            self._heads[head.workflow_id] = new
 
     def project(self, workflow_id: str, run_id: str, batch: int, state: dict[str, Any],
                 task_failure: str | None = None) -> bool:
         """Copy a batch's projection onto the head, unless a newer one is there already."""
+        custom_status = self._seal(state.get("custom_status"), "custom status")
+        closed = state["status"] != h.RUNNING
+        sealed = failure = None
+        spilled = False
+        if closed:
+            result = dumps(state.get("result"))
+            spilled = len(result.encode()) > HEAD_INLINE_BYTES  # read from the batch instead
+            sealed = None if spilled else self.payloads.seal(result, "result")
+            failure = self._seal(state.get("failure"), "failure")
         with self._lock:
             item = self._heads.get(workflow_id)
             if item is None or item.run_id != run_id or not item.batch < batch:
                 return False
-            item.status, item.batch = state["status"], batch
-            item.custom_status = dumps(state.get("custom_status"))
-            item.task_failure = None if task_failure is None else task_failure[
+            new = item.copy()
+            new.status, new.batch, new.custom_status = state["status"], batch, custom_status
+            new.task_failure = None if task_failure is None else task_failure[
                 :TASK_FAILURE_CHARS]
-            if state["status"] != h.RUNNING:
-                result = dumps(state.get("result"))
-                spilled = len(result.encode()) > HEAD_INLINE_BYTES
+            if closed:
                 close = state.get("close_time")
-                item.close_time = None if close is None else float(close)
-                item.result = None if spilled else result
-                item.result_spilled = spilled
-                item.failure = dumps(state.get("failure"))
+                new.close_time = None if close is None else float(close)
+                new.result, new.result_spilled, new.failure = sealed, spilled, failure
+            new.check()
+            self._heads[workflow_id] = new
             return True
 
     def list_heads(self, status: str | None = None, workflow_type: str | None = None,
@@ -195,7 +183,7 @@ class MemoryStore:
         shards = (dict.fromkeys(range(LIST_SHARDS)) if start_key is None
                   else page_starts(start_key, key_attr, prefix, low, high))
         with self._lock:
-            partitions: dict[int, list[_HeadItem]] = {shard: [] for shard in shards}
+            partitions: dict[int, list[HeadItem]] = {shard: [] for shard in shards}
             for item in self._heads.values():
                 shard = shard_of(item.workflow_id)
                 if shard not in partitions or not low <= item.start_time <= high:
@@ -214,8 +202,8 @@ class MemoryStore:
                 after = (-float(start["start_time"]["N"]), start["pk"]["S"])
                 snapshot[shard] = rows[bisect.bisect_right(
                     [(row[0], row[1]) for row in rows], after):]
-        page: list[_HeadItem] = []
-        last: dict[int, _HeadItem] = {}
+        page: list[HeadItem] = []
+        last: dict[int, HeadItem] = {}
         for _, _, shard, item in heapq.merge(*snapshot.values(),
                                              key=lambda row: (row[0], row[1])):
             if len(page) == limit:
@@ -223,10 +211,10 @@ class MemoryStore:
             page.append(item)
             last[shard] = item
         else:  # every shard ran dry: no next page
-            return [item.to_head(listed=True) for item in page], None
+            return [item.to_head(self.payloads, listed=True) for item in page], None
         following = {str(shard): (_index_key(last[shard], key_attr) if shard in last
                                   else start) for shard, start in shards.items()}
-        return [item.to_head(listed=True) for item in page], {"shards": following}
+        return [item.to_head(self.payloads, listed=True) for item in page], {"shards": following}
 
     # -- history ------------------------------------------------------------------------
     def load_batches(self, run_id: str, after: int = 0, consistent: bool = True,
@@ -236,7 +224,7 @@ class MemoryStore:
         return self.history_page(run_id, after, consistent=consistent)[0]
 
     def _items_after(self, run_id: str, after: int, consistent: bool = True,
-                     ) -> list[_BatchItem]:
+                     ) -> list[BatchItem]:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -256,7 +244,7 @@ class MemoryStore:
         for item in self._items_after(run_id, after, consistent):
             if max_bytes is not None and batches and size >= max_bytes:
                 return batches, True
-            batch = item.to_batch()
+            batch = item.to_batch(self.payloads)
             batches.append(batch)
             if max_bytes is not None:
                 size += len(dumps(batch.events))
@@ -269,13 +257,19 @@ class MemoryStore:
             if run is None or not run.numbers:
                 return None
             item = run.batches[run.numbers[-1]]
-        return item.to_batch()
+        return item.to_batch(self.payloads)
 
     def append(self, run_id: str, batch: h.Batch) -> None:
         """Put `batch` at its number; `AppendConflict` if that number is taken."""
-        h.check_batch_size(batch, self.max_batch_bytes)
-        item = _BatchItem(batch.number, batch.first_event_id, float(batch.time),
-                          bool(batch.decided), tuple(batch.consumed), h.encode_body(batch))
+        size = h.check_batch_size(batch, self.max_batch_bytes)
+        body = h.encode_body(batch)
+        fields = (batch.number, batch.first_event_id, float(batch.time), bool(batch.decided),
+                  tuple(batch.consumed))
+        if self.payloads.keeps_inline(size):
+            item = BatchItem(*fields, body=body)
+        else:
+            item = BatchItem(*fields, parts=tuple(self.payloads.seal_batch(body)))
+        item.check(run_id)
         with self._lock:
             run = self._run(run_id)
             if batch.number in run.batches:
@@ -288,39 +282,56 @@ class MemoryStore:
             yield from batch.to_events()
 
     # -- callback and update outcomes ----------------------------------------------------
+    def _outcome(self, run_id: str, sk: str, outcome: dict[str, Any], what: str) -> str:
+        sealed = self._seal(outcome, what)
+        fits(what, lambda: {"pk": f"R#{run_id}", "sk": sk, "outcome": sealed},
+             len(sealed) + len(run_id) + len(sk))
+        return sealed
+
     def claim_callback(self, run_id: str, seq: int, outcome: dict[str, Any]) -> dict[str, Any]:
         """Record the outcome of callback `seq` unless one is there; return the one that is."""
+        sealed = self._outcome(run_id, f"C#{seq}", outcome, "callback outcome")
         with self._lock:
-            stored = self._run(run_id).claims.setdefault(seq, dumps(outcome))
-        return loads(stored)  # type: ignore[no-any-return]
+            claims = self._run(run_id).claims
+            stored = claims.get(seq)
+            if stored is None:
+                claims[seq] = sealed
+                return outcome
+        return self._open(stored)  # type: ignore[no-any-return]
 
     def callback_claim(self, run_id: str, seq: int) -> dict[str, Any] | None:
         with self._lock:
             run = self._runs.get(run_id)
             stored = None if run is None else run.claims.get(seq)
-        return None if stored is None else loads(stored)  # type: ignore[no-any-return]
+        return self._open(stored)  # type: ignore[no-any-return]
 
     def put_update_outcome(self, run_id: str, update_id: str, outcome: dict[str, Any]) -> None:
         """Record how update `update_id` ended; the first record stands."""
+        sealed = self._outcome(run_id, f"U#{update_id}", outcome, "update outcome")
         with self._lock:
-            self._run(run_id).updates.setdefault(update_id, dumps(outcome))
+            self._run(run_id).updates.setdefault(update_id, sealed)
 
     def update_outcome(self, run_id: str, update_id: str) -> dict[str, Any] | None:
         with self._lock:
             run = self._runs.get(run_id)
             stored = None if run is None else run.updates.get(update_id)
-        return None if stored is None else loads(stored)  # type: ignore[no-any-return]
+        return self._open(stored)  # type: ignore[no-any-return]
 
     # -- heartbeats ---------------------------------------------------------------------
     def save_heartbeat(self, run_id: str, seq: int, attempt: int, details: Any) -> bool:
         """Record details unless a later attempt already did (a stale attempt loses quietly);
         True when cancellation was requested (read in the same call, as the UpdateItem does)."""
+        sealed = self._seal(details, "heartbeat details")
+        fits("heartbeat details", lambda: {"pk": f"R#{run_id}", "sk": f"H#{seq}",
+                                           "attempt": attempt, "details": sealed,
+                                           "cancel_requested": True},
+             len(sealed) + len(run_id))
         with self._lock:
             run = self._run(run_id)
             stored = run.heartbeats.get(seq)
             if stored is not None and stored[0] > attempt:
                 return False
-            run.heartbeats[seq] = (attempt, dumps(details))
+            run.heartbeats[seq] = (attempt, sealed)
             return seq in run.cancel_requested
 
     def load_heartbeat(self, run_id: str, seq: int) -> Any:
@@ -334,7 +345,7 @@ class MemoryStore:
                 return None, False
             stored = run.heartbeats.get(seq)
             cancelled = seq in run.cancel_requested
-        return (None if stored is None else loads(stored[1])), cancelled
+        return (None if stored is None else self._open(stored[1])), cancelled
 
     def request_activity_cancel(self, run_id: str, seq: int) -> None:
         """Raise the cancel flag once (a repeated request changes nothing)."""
@@ -344,34 +355,30 @@ class MemoryStore:
     # -- schedule items -------------------------------------------------------------------
     def create_schedule(self, record: ScheduleRecord) -> None:
         """Write a new schedule item; `ScheduleConflict` if the name is taken."""
+        item = ScheduleItem(ScheduleRecord(
+            name=record.name, workflow_type=record.workflow_type, args=[],
+            expression=record.expression, timezone=record.timezone, overlap=record.overlap,
+            created=float(record.created),
+            anchor=None if record.anchor is None else float(record.anchor)),
+            self._seal(record.args, "schedule arguments"))
+        item.check()
         with self._lock:
             if record.name in self._schedules:
                 raise ScheduleConflict(record.name)
-            self._schedules[record.name] = ScheduleRecord(
-                name=record.name, workflow_type=record.workflow_type,
-                args=loads(dumps(record.args)), expression=record.expression,
-                timezone=record.timezone, overlap=record.overlap,
-                created=float(record.created),
-                anchor=None if record.anchor is None else float(record.anchor))
-
-    def _copy(self, record: ScheduleRecord) -> ScheduleRecord:
-        return ScheduleRecord(
-            name=record.name, workflow_type=record.workflow_type,
-            args=loads(dumps(record.args)), expression=record.expression,
-            timezone=record.timezone, overlap=record.overlap, created=record.created,
-            anchor=record.anchor, last_fire=record.last_fire, last_wid=record.last_wid,
-            fired=record.fired, skipped=record.skipped)
+            self._schedules[record.name] = item
 
     def get_schedule(self, name: str) -> ScheduleRecord | None:
         with self._lock:
-            record = self._schedules.get(name)
-            return None if record is None else self._copy(record)
+            item = self._schedules.get(name)
+            read = None if item is None else ScheduleItem(copy.copy(item.record), item.args)
+        return None if read is None else read.to_record(self.payloads)
 
     def list_schedules(self) -> list[ScheduleRecord]:
         """Every schedule item, by name (the order of their sort keys)."""
         with self._lock:
-            return [self._copy(self._schedules[name]) for name in sorted(
-                self._schedules, key=lambda n: n.encode())]
+            items = [ScheduleItem(copy.copy(item.record), item.args) for _, item in sorted(
+                self._schedules.items(), key=lambda pair: pair[0].encode())]
+        return [item.to_record(self.payloads) for item in items]
 
     def delete_schedule(self, name: str) -> bool:
         """Delete the item; False if there was none."""
@@ -383,11 +390,34 @@ class MemoryStore:
         """Move the last firing from `expected` to `fire_time`, unless another delivery moved
         it first (`ScheduleConflict`)."""
         with self._lock:
-            record = self._schedules.get(name)
-            if record is None or record.last_fire != expected:
+            item = self._schedules.get(name)
+            if item is None or item.record.last_fire != expected:
                 raise ScheduleConflict(name)
+            record = item.record
             record.last_fire, record.last_wid = float(fire_time), wid
             if skipped:
                 record.skipped += 1
             else:
                 record.fired += 1
+
+
+def raw_items(store: MemoryStore) -> list[dict[str, dict[str, Any]]]:
+    """Every item of the table in DynamoDB JSON, as a scan of the adapter's table returns
+    them (for tests that read what is stored: sizes, ciphertext, envelopes)."""
+    with store._lock:
+        items = [head.attrs() for head in store._heads.values()]
+        for run_id, run in store._runs.items():
+            for number in run.numbers:
+                items += run.batches[number].attrs(run_id)
+            items += [{"pk": f"R#{run_id}", "sk": f"C#{seq}", "outcome": outcome}
+                      for seq, outcome in run.claims.items()]
+            items += [{"pk": f"R#{run_id}", "sk": f"U#{uid}", "outcome": outcome}
+                      for uid, outcome in run.updates.items()]
+            for seq in sorted(set(run.heartbeats) | run.cancel_requested):
+                attempt, details = run.heartbeats.get(seq, (None, None))
+                items.append({"pk": f"R#{run_id}", "sk": f"H#{seq}", "attempt": attempt,
+                              "details": details,
+                              "cancel_requested": True if seq in run.cancel_requested
+                              else None})
+        items += [item.attrs() for item in store._schedules.values()]
+    return [raw(item) for item in items]
