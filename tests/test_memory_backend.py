@@ -76,3 +76,27 @@ def test_the_backend_defaults_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OSTINATO_TEST_BACKEND", "memory")
     assert WorkflowEnvironment(core.app).backend == "memory"
     assert WorkflowEnvironment(core.app, backend="moto").backend == "moto"
+
+
+def test_the_list_indexes_may_lag_the_heads_and_catch_up() -> None:
+    """`index_lag` (the simulation draws it from its seed): while an index update is late,
+    listing shows the head as it was (a new run not at all) and describe shows it as it is;
+    once the lag clears, listing agrees."""
+    late = {"on": True}
+    with WorkflowEnvironment(core.app) as env:
+        store = env.client.store
+        store.index_lag = lambda: late["on"]
+        handle = env.client.start_workflow(core.sequential, 2, id="lagging")
+        assert [d.workflow_id for d in env.client.list_workflows()] == []  # not indexed yet
+        late["on"] = False
+        assert [(d.workflow_id, d.status) for d in env.client.list_workflows()] == [
+            ("lagging", "RUNNING")]
+        late["on"] = True
+        assert handle.result() == [0, 1]
+        assert handle.describe().status == "COMPLETED"
+        assert [d.status for d in env.client.list_workflows()] == ["RUNNING"]  # still late
+        assert [d.workflow_id for d in env.client.list_workflows(status="COMPLETED")] == []
+        late["on"] = False
+        assert [d.status for d in env.client.list_workflows()] == ["COMPLETED"]
+        assert [d.workflow_id for d in env.client.list_workflows(status="COMPLETED")] == [
+            "lagging"]

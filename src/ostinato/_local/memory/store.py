@@ -14,8 +14,9 @@ Every write is conditional exactly where the adapter's is, and fails with the sa
 conflict (`AppendConflict`, `StartConflict`, `ScheduleConflict`) or the same quiet outcome
 (`project` answering False, a stale heartbeat or a second update outcome ignored). One lock
 makes each call atomic, as one DynamoDB request (or transaction) is. Reads are strongly
-consistent; the list indexes are updated with the head (no index lag), sharded and paged as
-the adapter pages them, with the same page tokens (`_core/listing.py`), so a token of one is
+consistent; the list indexes follow the heads (at once, unless `index_lag` says an update is
+late, as a DynamoDB GSI's may be for a moment), sharded and paged as the adapter pages them,
+with the same page tokens (`_core/listing.py`), so a token of one is
 refused by neither. `raw_items` shows the table as a scan of the adapter's would.
 
 The contract suite (`tests/contract/`) holds this store and the adapter to the same answers.
@@ -82,6 +83,11 @@ class MemoryStore:
         #: whenever this says so (as DynamoDB may, for a moment after the write); the
         #: simulation draws it from its seed. Strongly consistent reads never miss.
         self.stale_read: Callable[[], bool] | None = None
+        #: When set, asked at each head write whether the list indexes take it late, and at
+        #: each listing whether a late entry is still late: until it catches up the indexes
+        #: list the head as it was (or not at all, for a new one), as a GSI lags its table.
+        #: Describe (`get_head`) always reads the head itself.
+        self.index_lag: Callable[[], bool] | None = None
         #: the largest batch `append` takes: one S3 object with a payload bucket, else a
         #: transaction's worth (the adapter's limit, `history.batch_limit`)
         self.max_batch_bytes = h.batch_limit(payloads.offloads)
@@ -90,9 +96,12 @@ class MemoryStore:
             self._heads: dict[str, HeadItem] = {}
             self._runs: dict[str, _Run] = {}
             self._schedules: dict[str, ScheduleItem] = {}
+            #: workflow id -> what the indexes still hold for a head whose update is late
+            self._late: dict[str, HeadItem | None] = {}
         else:
             self._lock, self._heads = shares._lock, shares._heads
             self._runs, self._schedules = shares._runs, shares._schedules
+            self._late = shares._late
 
     def _run(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
@@ -136,6 +145,7 @@ class MemoryStore:
             if not allowed:
                 raise StartConflict(None if current is None else current.to_head(self.payloads))
             new.check()
+            self._index_write(head.workflow_id, current)
             self._heads[head.workflow_id] = new
 
     def project(self, workflow_id: str, run_id: str, batch: int, state: dict[str, Any],
@@ -163,8 +173,28 @@ class MemoryStore:
                 new.close_time = None if close is None else float(close)
                 new.result, new.result_spilled, new.failure = sealed, spilled, failure
             new.check()
+            self._index_write(workflow_id, item)
             self._heads[workflow_id] = new
             return True
+
+    def _index_write(self, workflow_id: str, before: HeadItem | None) -> None:
+        """A head is about to change from `before` (the caller holds the lock): the indexes
+        take it now, or keep what they held (`index_lag`)."""
+        if self.index_lag is not None and self.index_lag():
+            self._late.setdefault(workflow_id, before)
+        else:
+            self._late.pop(workflow_id, None)
+
+    def _indexed(self) -> Iterator[HeadItem]:
+        """The heads as the indexes hold them (the caller holds the lock): late entries catch
+        up when `index_lag` no longer holds them back."""
+        if self._late:
+            for wid in [w for w in self._late if self.index_lag is None or not self.index_lag()]:
+                del self._late[wid]
+        for wid, item in self._heads.items():
+            listed = self._late.get(wid, item)  # a late new head: None, not listed
+            if listed is not None:
+                yield listed
 
     def list_heads(self, status: str | None = None, workflow_type: str | None = None,
                    limit: int = 100, start_key: dict[str, Any] | None = None,
@@ -184,7 +214,7 @@ class MemoryStore:
                   else page_starts(start_key, key_attr, prefix, low, high))
         with self._lock:
             partitions: dict[int, list[HeadItem]] = {shard: [] for shard in shards}
-            for item in self._heads.values():
+            for item in self._indexed():
                 shard = shard_of(item.workflow_id)
                 if shard not in partitions or not low <= item.start_time <= high:
                     continue
