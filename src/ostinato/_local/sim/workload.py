@@ -4,8 +4,10 @@ One interpreter workflow, `sim`, runs a *plan*: a JSON list of steps (activities
 transient and permanent failures, parallel activities, heartbeats, local activities, timers,
 signals, updates, callbacks, children under each close policy, waits that time out,
 continue-as-new). `expected(plan, wid)` computes, without running anything, the result the
-run must return; a `Workload` also says what the outside world does to each workflow
+run must return; a `Plan` also says what the outside world does to each workflow
 (signals, updates, callback completions, a cancel or a terminate) so a driver can play it.
+A plan may also be started by an EventBridge event through the App's `EventTrigger`
+(`trigger_event`), however often that event is delivered.
 """
 
 from __future__ import annotations
