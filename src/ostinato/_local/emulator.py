@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .faults import exempt, handler_scope
+from .faults import InvocationKilled, exempt, handler_scope
 from .retrying import retrying, transient
 from .template import ACCOUNT, QueueMapping
 
@@ -72,14 +72,19 @@ def sqs_record(msg: dict[str, Any], queue_arn: str, region: str) -> dict[str, An
 
 def invoke_batch(mapping: QueueMapping, handler: Callable[..., Any], event: dict[str, Any],
                  on_error: Callable[[QueueMapping, BaseException], None] | None,
-                 ) -> set[str] | None:
+                 context: Any = None) -> set[str] | None:
     """Invoke `handler` with one SQS event as Lambda does; the message ids it reported in
-    `batchItemFailures`, or None when it raised (the whole batch fails, as on Lambda)."""
-    context = LambdaContext(mapping.function, aws_request_id=str(uuid.uuid4()),
-                            timeout=mapping.timeout)
+    `batchItemFailures`, or None when it raised or was killed (`InvocationKilled`: its
+    timeout, a crash): the whole batch fails, as on Lambda. `context`: the Lambda context
+    to pass (default: a `LambdaContext` counting down the function's timeout)."""
+    if context is None:
+        context = LambdaContext(mapping.function, aws_request_id=str(uuid.uuid4()),
+                                timeout=mapping.timeout)
     try:
         with handler_scope():
             response = handler(event, context) or {}
+    except InvocationKilled:
+        return None
     except Exception as exc:
         if on_error is not None:
             on_error(mapping, exc)

@@ -4,7 +4,10 @@
 a connection error either BEFORE the request is sent (nothing happened) or AFTER it executed
 (the effect is there, the caller never hears of it) — the two ways a Lambda sees AWS fail, and
 also how a Lambda that dies between two calls looks to the system. It spares the emulated
-services' own calls (`exempt`).
+services' own calls (`exempt`). A plan may also answer "throttle" (the call is refused, before
+it acts, with the throttling error the service returns: `throttled`) or "kill before" / "kill
+after" (Lambda stops the invocation there, for its timeout or a crash: `InvocationKilled`,
+which the pollers take as an invocation that never returned).
 
 `DroppedConnections` (in `probe.py`) spares nothing but the test looking from outside
 (`looking`): it hooks botocore's events, so the emulated services' calls are dropped too.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.client import BaseClient
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from .motoserver import EnvironmentConflictError
 
@@ -93,11 +96,29 @@ class Call:
     params: dict[str, Any]
 
 
-Plan = Callable[[Call], str | None]  # -> None | "before" | "after"
+Plan = Callable[[Call], str | None]  # -> None | "before" | "after" | "throttle" | "kill ..."
 
 
 class InjectedFault(EndpointConnectionError):
     pass
+
+
+class InvocationKilled(BaseException):
+    """Lambda stopped the invocation here (its timeout, or the runtime crashed): nothing after
+    this point runs, and no handler code can catch it (a BaseException, as a kill is)."""
+
+
+#: The error code (and HTTP status) each service throttles with, as botocore raises it.
+THROTTLE_CODES = {"dynamodb": ("ProvisionedThroughputExceededException", 400),
+                  "sqs": ("RequestThrottled", 400), "scheduler": ("ThrottlingException", 429),
+                  "events": ("ThrottlingException", 400), "s3": ("SlowDown", 503)}
+
+
+def throttled(service: str, operation: str) -> ClientError:
+    """The throttling refusal `service` answers `operation` with (after the SDK's retries)."""
+    code, status = THROTTLE_CODES.get(service, ("ThrottlingException", 400))
+    return ClientError({"Error": {"Code": code, "Message": "Rate exceeded (injected)"},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
 
 
 class FaultInjector:
@@ -167,9 +188,15 @@ class FaultInjector:
                 self.injected.append((record, when))
         if when == "before":
             raise InjectedFault(endpoint_url=f"injected://{service}/{operation}")
+        if when == "throttle":
+            raise throttled(service, operation)
+        if when == "kill before":
+            raise InvocationKilled(f"{service} {operation}")
         result = call()
         if when == "after":
             raise ConnectionClosedError(endpoint_url=f"injected://{service}/{operation}")
+        if when == "kill after":
+            raise InvocationKilled(f"{service} {operation}")
         return result
 
     def __enter__(self) -> FaultInjector:

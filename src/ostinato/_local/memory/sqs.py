@@ -12,6 +12,14 @@
 - DelaySeconds per message (standard queues; FIFO refuses it) or per queue, at most 900;
   at most 10 messages per receive or batch call, and 1 MiB per message.
 
+What SQS leaves open (which receivable messages a standard queue hands out, and in what
+order; the order of message groups in a FIFO batch; a standard message delivered again after
+it was deleted; a message arriving later than it could) is left to `MemorySqs.choices`, a
+`DeliveryChoices` (the simulation's seeded scheduler). Without one, a queue delivers in send
+order, deletes what it is told to and adds no delay: deterministic, and what tests want. FIFO
+semantics hold whatever the choices: per-group order, one batch in flight per group, no
+duplicates of a deleted message.
+
 `MemorySqs` holds the queues and is driven natively by the memory event-source mappings;
 `MemorySqs.client()` answers the subset of the boto3 SQS client the adapters and the tests
 call (`SqsTransport` runs on it unchanged), with botocore's `ClientError` for a refusal.
@@ -26,7 +34,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -47,6 +55,29 @@ def error(code: str, message: str, operation: str = "SQS") -> ClientError:
     """A refusal, as botocore raises it."""
     return ClientError({"Error": {"Code": code, "Message": message},
                         "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+class DeliveryChoices(Protocol):
+    """The choices SQS semantics leave open, made by a simulation (module docstring)."""
+
+    def pick(self, queue: Queue, receivable: list[Message], limit: int) -> list[Message]:
+        """At most `limit` of a standard queue's `receivable` messages (in send order), in
+        the order to deliver them."""
+        ...
+
+    def group_order(self, queue: Queue, groups: list[str | None]) -> list[str | None]:
+        """The order a FIFO batch takes the message groups that have messages to give."""
+        ...
+
+    def redelivery(self, queue: Queue, message: Message) -> float | None:
+        """Seconds until a deleted standard-queue message is delivered again (at-least-once),
+        or None: the delete holds."""
+        ...
+
+    def arrival(self, queue: Queue, due: float) -> float:
+        """When a standard-queue message due at `due` (its delay passed) becomes receivable:
+        then or later (a poller's lag, a batching window)."""
+        ...
 
 
 @dataclass
@@ -129,8 +160,10 @@ class Queue:
         elif group is not None or dedup_id is not None:
             raise error("InvalidParameterValue", "MessageGroupId and MessageDeduplicationId "
                         "are for FIFO queues")
-        wait = self.delay if delay is None else int(delay)
-        message = Message(str(uuid.uuid4()), body, now, now + wait, next(self.sqs.sequence),
+        due: float = now + (self.delay if delay is None else int(delay))
+        if self.sqs.choices is not None and not self.fifo:
+            due = max(due, self.sqs.choices.arrival(self, due))
+        message = Message(str(uuid.uuid4()), body, now, due, next(self.sqs.sequence),
                           group, dedup_id)
         self.messages[message.message_id] = message
         if self.fifo:
@@ -144,6 +177,8 @@ class Queue:
         """Up to `limit` receivable messages, hidden for `visibility` (the queue's default)."""
         now = self.sqs.clock()
         hide = self.visibility_timeout if visibility is None else visibility
+        if self.sqs.choices is not None:
+            return self._receive_chosen(self.sqs.choices, limit, hide, now)
         busy: set[str | None] = set()  # FIFO groups with a message in flight, or skipped
         if self.fifo:
             busy = {m.group for m in self.messages.values()
@@ -161,15 +196,49 @@ class Queue:
             if self.max_receives is not None and message.receives >= self.max_receives:
                 self._dead_letter(message)
                 continue
-            message.receives += 1
-            message.first_receive = message.first_receive or now
-            message.visible_at = now + hide
-            message.receipt = f"{message.message_id}#{message.receives}#{uuid.uuid4().hex[:8]}"
-            self.receipts[message.receipt] = message.message_id
+            self._hand_out(message, now, hide)
             out.append(message)
         if out:
             self.sqs.changed()
         return out
+
+    def _receive_chosen(self, choices: DeliveryChoices, limit: int, hide: float, now: float,
+                        ) -> list[Message]:
+        """`receive` with `choices` picking among what SQS semantics allow."""
+        busy: set[str | None] = set()
+        if self.fifo:
+            busy = {m.group for m in self.messages.values()
+                    if m.receipt is not None and m.visible_at > now}
+        receivable: list[Message] = []
+        for message in list(self.messages.values()):
+            if message.group in busy:
+                continue
+            if message.visible_at > now:
+                if self.fifo:
+                    busy.add(message.group)
+                continue
+            if self.max_receives is not None and message.receives >= self.max_receives:
+                self._dead_letter(message)
+                continue
+            receivable.append(message)
+        if not self.fifo:
+            out = choices.pick(self, receivable, limit)[:limit]
+        else:  # groups in the chosen order, each group's messages in send order
+            groups = list(dict.fromkeys(m.group for m in receivable))
+            rank = {g: i for i, g in enumerate(choices.group_order(self, groups))}
+            out = sorted(receivable, key=lambda m: (rank[m.group], m.sequence))[:limit]
+        for message in out:
+            self._hand_out(message, now, hide)
+        if out:
+            self.sqs.changed()
+        return out
+
+    def _hand_out(self, message: Message, now: float, hide: float) -> None:
+        message.receives += 1
+        message.first_receive = message.first_receive or now
+        message.visible_at = now + hide
+        message.receipt = f"{message.message_id}#{message.receives}#{uuid.uuid4().hex[:8]}"
+        self.receipts[message.receipt] = message.message_id
 
     def _dead_letter(self, message: Message) -> None:
         del self.messages[message.message_id]
@@ -194,7 +263,12 @@ class Queue:
             return
         message = self.messages.get(message_id)
         if message is not None and message.receipt == receipt:
-            del self.messages[message_id]
+            again = (None if self.fifo or self.sqs.choices is None
+                     else self.sqs.choices.redelivery(self, message))
+            if again is None:
+                del self.messages[message_id]
+            else:  # at-least-once: this one is delivered again, processed or not
+                message.visible_at, message.receipt = self.sqs.clock() + again, None
             self.sqs.changed()
 
     def change_visibility(self, receipt: str, timeout: float) -> None:
@@ -238,6 +312,8 @@ class MemorySqs:
         self.queues: dict[str, Queue] = {}  # by name
         self.sequence = itertools.count(1)
         self.version = 0  # bumped by every change (pollers skip queues that cannot deliver)
+        #: what SQS leaves open, when a simulation decides it (module docstring)
+        self.choices: DeliveryChoices | None = None
 
     def changed(self) -> None:
         self.version += 1

@@ -121,3 +121,37 @@ def check_closed(store: Store, workflow_ids: Iterable[str]) -> list[str]:
         if not events or events[-1].event_type not in CLOSE_EVENTS:
             problems.append(f"{wid}: still open, nothing left to move it (stranded)")
     return problems
+
+
+def first_run(store: Store, workflow_id: str) -> str | None:
+    """The run that started `workflow_id`'s current chain, following continue-as-new back
+    from its head (None: it never started)."""
+    head = store.get_head(workflow_id)
+    rid = None if head is None else head.run_id
+    for _ in range(100):
+        if rid is None:
+            return None
+        start = next(iter(store.iter_events(rid)), None)
+        previous = None if start is None else start.attributes.get("continued_from")
+        if previous is None:
+            return rid
+        rid = previous
+    return rid
+
+
+def check_starts(store: Store) -> list[str]:
+    """No workflow id was started twice: every run that does not continue another is its id's
+    only one, however often the start was requested or delivered (DESIGN §2 Triggers: exactly
+    once). Needs the memory table, whose runs it reads (elsewhere: nothing to check)."""
+    runs_of = getattr(store, "_runs", None)
+    if runs_of is None:
+        return []
+    starts: dict[str, list[str]] = {}
+    for rid in sorted(runs_of):
+        start = next(iter(store.iter_events(rid)), None)
+        if start is None or start.event_type != h.STARTED:
+            continue
+        if start.attributes.get("continued_from") is None:
+            starts.setdefault(start.attributes.get("workflow_id", "?"), []).append(rid)
+    return [f"{wid}: started {len(rids)} times (runs {', '.join(rids)})"
+            for wid, rids in sorted(starts.items()) if len(rids) > 1]

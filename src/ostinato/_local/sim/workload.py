@@ -4,8 +4,10 @@ One interpreter workflow, `sim`, runs a *plan*: a JSON list of steps (activities
 transient and permanent failures, parallel activities, heartbeats, local activities, timers,
 signals, updates, callbacks, children under each close policy, waits that time out,
 continue-as-new). `expected(plan, wid)` computes, without running anything, the result the
-run must return; a `Workload` also says what the outside world does to each workflow
+run must return; a `Plan` also says what the outside world does to each workflow
 (signals, updates, callback completions, a cancel or a terminate) so a driver can play it.
+A plan may also be started by an EventBridge event through the App's `EventTrigger`
+(`trigger_event`), however often that event is delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from ... import EventTrigger
 from ..._core.activity import activity_context
 from ..._core.context import WorkflowContext
 from ..._core.definitions import App, RetryPolicy, activity, workflow
@@ -170,7 +173,24 @@ def signal_values(wid: str, n: int) -> list[str]:
     return [f"{wid}-s{i}" for i in range(n)]
 
 
-app = App(workflows=[sim], activities=[sim_step, sim_fail, sim_progress])
+#: Events of this source and detail type start `sim` (DESIGN §2 Triggers): the detail holds
+#: the plan, and its workflow id, so every delivery of one event, and every event a retrying
+#: producer sends for one plan, must start one run. The trigger is declared through the public
+#: `ostinato` package, as an App's author writes it (`_local` imports no `_client` module).
+TRIGGER_SOURCE, TRIGGER_DETAIL_TYPE = "ostinato.sim", "SimPlan"
+app = App(workflows=[sim], activities=[sim_step, sim_fail, sim_progress],
+          triggers=[EventTrigger(sim, source=TRIGGER_SOURCE, detail_type=TRIGGER_DETAIL_TYPE,
+                                 args=lambda event: [event["detail"]["steps"],
+                                                     event["detail"]["wid"],
+                                                     event["detail"]["rounds"]],
+                                 id=lambda event: event["detail"]["wid"])])
+
+
+def trigger_event(plan: Plan) -> dict[str, Any]:
+    """The EventBridge event (as `WorkflowEnvironment.deliver_event` takes it) that starts
+    `plan` through the trigger."""
+    return {"source": TRIGGER_SOURCE, "detail-type": TRIGGER_DETAIL_TYPE,
+            "detail": {"wid": plan.wid, "steps": plan.steps, "rounds": plan.rounds}}
 
 
 @dataclass
@@ -190,12 +210,16 @@ class Plan:
         return expected(self.steps, self.wid, self.rounds)
 
 
-def draw(rng: random.Random, wid: str) -> Plan:
-    """A random plan: 2-6 steps over the whole model, and what the driver does to it."""
+def draw(rng: random.Random, wid: str, outside: bool = True) -> Plan:
+    """A random plan: 2-6 steps over the whole model, and what the driver does to it
+    (`outside` False: nothing, for a workflow an event starts: no signals, updates,
+    callbacks, cancel or terminate, which need it to exist first)."""
     plan = Plan(wid, [])
+    kinds = ["act", "act", "fail", "gather", "progress", "local", "timer", "wait", "child"]
+    if outside:
+        kinds[-1:-1] = ["signals", "updates", "callback"]
     for n in range(rng.randint(2, 6)):
-        kind = rng.choice(["act", "act", "fail", "gather", "progress", "local", "timer",
-                           "wait", "signals", "updates", "callback", "child"])
+        kind = rng.choice(kinds)
         match kind:
             case "act":
                 plan.steps.append(["act", f"a{n}", rng.choice([0, 0, 1, 2])])
@@ -224,5 +248,6 @@ def draw(rng: random.Random, wid: str) -> Plan:
     if not (plan.updates or plan.callbacks or plan.signals) and rng.random() < 0.3:
         plan.rounds = 1  # continue-as-new once (signals, updates and callbacks stay simple)
     roll = rng.random()
-    plan.ending = "cancel" if roll < 0.1 else "terminate" if roll < 0.15 else "complete"
+    if outside:
+        plan.ending = "cancel" if roll < 0.1 else "terminate" if roll < 0.15 else "complete"
     return plan
