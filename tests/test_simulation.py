@@ -94,8 +94,28 @@ def test_the_simulation_finds_a_trigger_that_starts_a_redelivered_event_again(ca
     assert any(" times (runs " in line and "-t" in line for line in out), out[:20]
 
 
+def test_the_simulation_finds_indexes_that_never_catch_up(capsys, monkeypatch):
+    """The index lag's mutation check: a late index entry that never catches up (the table
+    moves on, the list indexes keep the old head) must be caught by the index invariant."""
+    def stuck(self, workflow_id, before):
+        if self.index_lag is not None and self.index_lag():
+            self._late.setdefault(workflow_id, before)
+
+    def never_caught_up(self):
+        for wid, item in self._heads.items():
+            listed = self._late.get(wid, item)
+            if listed is not None:
+                yield listed
+
+    monkeypatch.setattr(store_module.MemoryStore, "_index_write", stuck)
+    monkeypatch.setattr(store_module.MemoryStore, "_indexed", never_caught_up)
+    status, out = simulate_lines(capsys, "--schedules", "10", "--seed", "0")
+    assert status == 1 and not out[-1].endswith(" 0 violations")
+    assert any("index not converged" in line for line in out), out[:20]
+
+
 #: Every kind of choice and fault the seeded scheduler makes, and the trigger deliveries.
-KINDS = {"handler order", "poller lag", "short batch", "reorder", "fifo group order",
+KINDS = {"index lag", "handler order", "poller lag", "short batch", "reorder", "fifo group order",
          "duplicate", "delay", "batching window", "before", "after", "throttle",
          "lambda throttle", "slow invocation", "timeout", "timeout mid-batch", "crash",
          "guard: not started (WorkflowTask)", "stale read", "event delivered",

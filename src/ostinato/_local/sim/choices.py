@@ -19,7 +19,9 @@ every choice the memory stack leaves open, so that one seed replays exactly.
   error before or after the call acts, a throttling refusal, or the kill of a slow or
   crashing invocation (before or after the call: between two calls nothing else is seen, so
   this is a kill at any point);
-- eventually consistent reads that miss the newest batch (`stale_read`).
+- eventually consistent reads that miss the newest batch (`stale_read`);
+- list indexes that take a head's update late, and catch up at a later listing
+  (`index_lag`), as a GSI lags its table.
 
 Every choice that departs from the plain path is counted in `counts`, by kind.
 """
@@ -65,6 +67,8 @@ class Rates:
     slow_batches: float = 0.3     # the same, for invocations of more than one record
     crashes: float = 0.01         # invocations killed at a drawn call
     stale_reads: float = 0.2      # eventually consistent reads missing the newest batch
+    index_lag: float = 0.2        # head writes the list indexes take late (and listings
+                                  # that find a late entry still late)
     poller_lag: float = 0.05      # rounds in which a poller starts lagging
     batching_windows: float = 0.3  # batching windows of a standard queue that hold messages
 
@@ -182,7 +186,7 @@ class SeededScheduler:
 
         self.order_rng, self.delivery_rng = stream("order"), stream("delivery")
         self.invocation_rng, self.fault_rng = stream("invocation"), stream("faults")
-        self.lag_rng = stream("lag")
+        self.lag_rng, self.index_rng = stream("lag"), stream("index")
 
     def install(self, env: Any) -> None:
         """Make this the chooser of `env`, a memory `WorkflowEnvironment`."""
@@ -192,6 +196,7 @@ class SeededScheduler:
         pollers[0].queue.sqs.choices = self
         env.pollers = [_Round(pollers, self)]
         env.client.store.stale_read = self.stale_read
+        env.client.store.index_lag = self.index_lag
         env.engine.observer = _Counting(env.engine.observer, self)
 
     # -- delivery (memory/sqs.py DeliveryChoices) ------------------------------------------
@@ -289,6 +294,12 @@ class SeededScheduler:
         if stale:
             self.counts["stale read"] += 1
         return stale
+
+    def index_lag(self) -> bool:
+        late = self.index_rng.random() < self.rates.index_lag
+        if late:
+            self.counts["index lag"] += 1
+        return late
 
 
 def rates_for(fault_rate: float) -> Rates:

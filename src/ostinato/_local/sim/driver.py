@@ -21,7 +21,7 @@ from ..._core import history as h
 from ..._core import keys, wire
 from ..._core.errors import OstinatoError, QueryRejectedError
 from .choices import SeededScheduler
-from .invariants import check_closed, check_plan, check_starts, first_run
+from .invariants import check_closed, check_index, check_plan, check_starts, first_run
 from .workload import Plan, draw, expected, signal_values, sim, trigger_event
 
 #: What the recurring schedule's runs do.
@@ -123,6 +123,9 @@ def play(env: Any, seed: int, workflows: int = 4, faults: Any = None,
         else:
             outcome.violations += check_plan(client.store, plan, run)
     outcome.violations += check_starts(client.store)
+    if getattr(client.store, "index_lag", None) is not None:  # the indexes catch up now
+        client.store.index_lag = None
+    outcome.violations += check_index(client.store)
     if schedule is not None:
         fired = [d.workflow_id for d in client.list_workflows(workflow_type="sim")
                  if d.workflow_id.startswith(f"{schedule}-")]

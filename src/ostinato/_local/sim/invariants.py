@@ -155,3 +155,32 @@ def check_starts(store: Store) -> list[str]:
             starts.setdefault(start.attributes.get("workflow_id", "?"), []).append(rid)
     return [f"{wid}: started {len(rids)} times (runs {', '.join(rids)})"
             for wid, rids in sorted(starts.items()) if len(rids) > 1]
+
+
+def check_index(store: Store) -> list[str]:
+    """The list indexes converged on the heads: listing every workflow, and listing by each
+    status, shows each current head exactly once, as it is (pages of 7, so the per-shard
+    paging is exercised too). Needs the memory table, whose heads it reads."""
+    heads = getattr(store, "_heads", None)
+    if heads is None:
+        return []
+    truth = {wid: item.status for wid, item in heads.items()}
+
+    def listed(status: str | None) -> list[tuple[str, str]]:
+        found, start = [], None
+        while True:
+            page, start = store.list_heads(status=status, limit=7, start_key=start)
+            found += [(head.workflow_id, str(head.status)) for head in page]
+            if not start:
+                return found
+
+    problems = []
+    everything = listed(None)
+    if sorted(everything) != sorted(truth.items()):
+        problems.append(f"index not converged: lists {len(everything)} heads "
+                        f"({len(set(everything) ^ set(truth.items()))} differ from the table)")
+    for status in sorted(set(truth.values())):
+        ids = sorted(wid for wid, _ in listed(status))
+        if ids != sorted(w for w, s in truth.items() if s == status):
+            problems.append(f"index not converged for status {status}")
+    return problems
