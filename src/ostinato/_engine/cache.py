@@ -45,7 +45,8 @@ class HistoryCache:
     def __init__(self, max_runs: int = 256, max_events: int = MAX_CACHED_EVENTS) -> None:
         self._runs: OrderedDict[str, tuple[list[h.Batch], int]] = OrderedDict()
         self._indexes: dict[str, Indexed] = {}
-        self._max = max_runs
+        #: runs kept (the least recently used go first)
+        self.max_runs = max_runs
         self._max_events = max_events
         self._events = 0
         self._lock = threading.Lock()
@@ -84,12 +85,12 @@ class HistoryCache:
             self._events += events
             if index is not None and consumed is not None and batches:
                 self._indexes[run_id] = Indexed(batches[-1].number, index, consumed)
-            while self._runs and (len(self._runs) > self._max or (
+            while self._runs and (len(self._runs) > self.max_runs or (
                     len(self._runs) > 1 and self._events > self._max_events)):
                 dropped, (_, count) = self._runs.popitem(last=False)
                 self._events -= count
                 self._indexes.pop(dropped, None)
-            if self._max <= 0:
+            if self.max_runs <= 0:
                 self._indexes.clear()
 
     def forget(self, run_id: str) -> None:
