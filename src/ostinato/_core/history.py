@@ -156,10 +156,17 @@ def decode_body(number: int, first_event_id: int, time: float, decided: bool,
 def check_batch_size(batch: Batch, limit: int = MAX_BATCH_BYTES) -> int:
     """Refuse a batch the store cannot write (`PayloadTooLargeError`): see `batch_limit`;
     return its encoded size in bytes."""
-    size = len(encode_body(batch).encode())
+    body = checked_body(batch, limit)
+    return len(body) if body.isascii() else len(body.encode())
+
+
+def checked_body(batch: Batch, limit: int = MAX_BATCH_BYTES) -> str:
+    """`encode_body(batch)`, refused as `check_batch_size` refuses it (one encoding for both)."""
+    body = encode_body(batch)
+    size = len(body) if body.isascii() else len(body.encode())
     if size > limit:
         raise PayloadTooLargeError("one workflow task's history batch", size, limit)
-    return size
+    return body
 
 
 # --- commands -------------------------------------------------------------------------------
