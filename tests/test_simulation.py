@@ -57,7 +57,7 @@ def test_the_simulation_finds_a_store_that_lets_a_conditional_put_through(capsys
     assert out[-1].startswith("simulation: 30 schedules, ")
     assert not out[-1].endswith(" 0 violations")
     replay = next(line for line in out if line.startswith("replay the first failing seed: "))
-    assert replay.endswith("scripts/simulate.sh --seed 12 --schedules 1 --workflows 4")
+    assert replay.endswith("scripts/simulate.sh --seed 3 --schedules 1 --workflows 4")
 
 
 def test_the_same_seed_draws_the_same_workload():
