@@ -78,9 +78,14 @@ class HistoryCache:
     def keep(self, run_id: str, batches: list[h.Batch], index: HistoryIndex | None = None,
              consumed: dict[str, h.Batch] | None = None) -> None:
         """Remember `batches` (and, if given, their index and consumed keys as of the last)."""
-        events = sum(len(batch.events) for batch in batches)
         with self._lock:
-            self._events -= self._runs.pop(run_id, ([], 0))[1]
+            before, counted = self._runs.pop(run_id, ([], 0))
+            self._events -= counted
+            if before and len(batches) >= len(before) and batches[len(before) - 1] is before[-1]:
+                # the same list grown (batches never change): count only what was appended
+                events = counted + sum(len(b.events) for b in batches[len(before):])
+            else:
+                events = sum(len(batch.events) for batch in batches)
             self._runs[run_id] = (batches, events)
             self._events += events
             if index is not None and consumed is not None and batches:
