@@ -273,9 +273,9 @@ class MemoryStore:
 
     def append(self, run_id: str, batch: h.Batch) -> None:
         """Put `batch` at its number; `AppendConflict` if that number is taken."""
+        h.check_batch_size(batch, self.max_batch_bytes)
         item = _BatchItem(batch.number, batch.first_event_id, float(batch.time),
-                          bool(batch.decided), tuple(batch.consumed),
-                          h.checked_body(batch, self.max_batch_bytes))
+                          bool(batch.decided), tuple(batch.consumed), h.encode_body(batch))
         with self._lock:
             run = self._run(run_id)
             if batch.number in run.batches:
