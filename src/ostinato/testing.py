@@ -327,10 +327,11 @@ class WorkflowEnvironment:
         with running():  # a test waiting on a result drives the environment from outside
             handled = self.schedules.fire_due(self.clock())
             for poller in self.pollers:
-                for _ in range(max(1, poller.mapping.concurrency)):
+                mapping = getattr(poller, "mapping", None)  # a stand-in runs its own round
+                for _ in range(max(1, mapping.concurrency) if mapping is not None else 1):
                     got = poller.poll()
                     handled += got
-                    if got < poller.mapping.batch_size:
+                    if mapping is None or got < mapping.batch_size:
                         break
         return handled
 
