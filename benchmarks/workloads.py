@@ -62,9 +62,9 @@ def run_w2(backend: str = "moto") -> dict[str, float]:
             "start_ms_per_workflow": started * 1000 / W2_WORKFLOWS, "wall_s": wall}
 
 
-def run_w3() -> dict[str, float]:
+def run_w3(backend: str = "moto") -> dict[str, float]:
     """W3: one workflow gathering W3_FANOUT activities; wall ms start to result."""
-    with warm_env() as e:
+    with warm_env(backend) as e:
         watch = Stopwatch()
         result = e.client.start_workflow(apps.fan_out, W3_FANOUT, id="w3").result()
         wall, cpu = watch.read()
@@ -73,9 +73,9 @@ def run_w3() -> dict[str, float]:
     return {"wall_ms": wall * 1000, "cpu_ms": cpu * 1000}
 
 
-def run_w4() -> dict[str, float]:
+def run_w4(backend: str = "moto") -> dict[str, float]:
     """W4: ctx.sleep(1 s) then one activity; wall ms, and the virtual seconds that passed."""
-    with warm_env() as e:
+    with warm_env(backend) as e:
         v0 = e.clock()
         watch = Stopwatch()
         result = e.client.start_workflow(apps.sleep_then_activity, W4_SLEEP, id="w4").result()

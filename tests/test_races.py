@@ -257,7 +257,8 @@ def test_big_multi_item_batch_racing_small_batches(backend: Backend) -> None:
         assert len(winners) == 1, f"round {rnd}: winners {winners}"
         winner = candidates[winners[0]]
         parts = batch_parts(backend, store, run, 2)
-        assert parts >= 2 if winner.events[0][1]["blob"] else parts == 1
+        if backend.name != "memory":  # the memory store keeps every batch in one item
+            assert parts >= 2 if winner.events[0][1]["blob"] else parts == 1
         assert item_count(backend, store, run) == 1 + parts  # no stray part of a loser
         stored = store.load_batches(run)
         assert [b.number for b in stored] == [1, 2]

@@ -124,7 +124,9 @@ def test_sticky_decisions_are_what_full_replay_decides(make_env):
     for rid in runs:
         checked += check_run(app, env.runtime.store.load_batches(rid))
     hits = sum(sticky.values())
-    assert checked >= 60 and checked == len(runs) + len(sticky)  # every decision checked
+    # every decision checked (about 55: a round's activity invocations report together, so
+    # a fan-out's outcomes share decisions)
+    assert checked >= 50 and checked == len(runs) + len(sticky)
     # (nearly) every decision after a run's first was made by its live instance
     assert hits >= 40 and hits >= 0.9 * len(sticky), (hits, len(sticky))
     stats = engine.decider.sticky.stats

@@ -203,6 +203,19 @@ class WorkflowEnvironment:
                                              backend.sqs.by_url(mapping.queue_url),
                                              on_error=self._record_error))
         self.schedules = backend.scheduler
+        self._size_decider_caches()
+
+    def _size_decider_caches(self) -> None:
+        """The engine here is every decider container at once: as many runs stay warm (sticky
+        instances, cached histories) as the workflow-task mapping's concurrent invocations
+        would keep, each in its own container (their byte and event budgets stay one
+        container's). Else a test with more running workflows than one container keeps, all
+        advancing together, would evict each run just before its next task and replay it."""
+        deciders = max((p.mapping.concurrency for p in self.pollers if p.mapping.fifo),
+                       default=1)
+        decider = self.runtime.engine.decider
+        decider.sticky.max_runs *= deciders
+        decider.history.max_runs *= deciders
 
     def _name_trigger_queue(self) -> None:
         queue_arn = self.stack.environment.get(TRIGGER_QUEUE_ENV)
@@ -256,6 +269,7 @@ class WorkflowEnvironment:
                                             on_error=self._record_error))
         self.schedules = SchedulerEmulator(self.scheduler, self.sqs, self.stack.schedule_groups,
                                            self.stack.queue_urls_by_arn, clock=self.clock)
+        self._size_decider_caches()
 
     def __exit__(self, *exc: object) -> None:
         with _entering:
@@ -306,12 +320,19 @@ class WorkflowEnvironment:
 
     # -- driving ------------------------------------------------------------------------
     def step(self) -> int:
-        """Fire due schedules and poll every queue once; return messages handled."""
+        """Fire due schedules, then run one round of every event-source mapping: as many
+        invocations as it runs at once (its `concurrency`, one after the other here), fewer
+        when its queue runs out of full batches; return messages handled."""
         self._check_active()
         with running():  # a test waiting on a result drives the environment from outside
             handled = self.schedules.fire_due(self.clock())
             for poller in self.pollers:
-                handled += poller.poll()
+                mapping = getattr(poller, "mapping", None)  # a stand-in runs its own round
+                for _ in range(max(1, mapping.concurrency) if mapping is not None else 1):
+                    got = poller.poll()
+                    handled += got
+                    if mapping is None or got < mapping.batch_size:
+                        break
         return handled
 
     def drain(self, max_rounds: int = 100_000) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -125,7 +127,7 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
                   timeout_message: str | None = None) -> Any:
     """Run `fn(*args)` with `ctx` current; raise TimeoutError when a timeout passes.
 
-    Without timeouts the call runs inline. With them it runs in a helper thread, and an
+    Without timeouts the call runs inline. With them it runs in a worker thread (`_POOL`), and an
     attempt that overruns is abandoned (reported as timed out) while its thread finishes;
     from then on its heartbeats save nothing and raise `TimeoutError` (`ActivityContext._abandon`).
     `timeout_message` says what `timeout` was, when it is not the start_to_close_timeout.
@@ -145,21 +147,10 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
 
     if timeout is None and heartbeat_timeout is None:
         return invoke()
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = invoke()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True, name=f"activity-{ctx.info.activity_type}")
+    job = _Job(invoke, f"activity-{ctx.info.activity_type}")
     started = time.monotonic()
-    thread.start()
-    while True:
-        thread.join(0.02)
-        if not thread.is_alive():
-            break
+    _POOL.submit(job)
+    while not job.done.acquire(timeout=GUARD_POLL):
         now = time.monotonic()
         overrun = None
         if timeout is not None and now - started >= timeout:
@@ -169,9 +160,77 @@ def call_activity(fn: Callable[..., Any], args: list[Any], ctx: ActivityContext,
         if overrun is not None:
             ctx._abandon(overrun)
             raise TimeoutError(overrun)
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
+    if job.error is not None:
+        raise job.error
+    return job.result
+
+
+#: Seconds between two checks of a guarded attempt's timeouts while it runs.
+GUARD_POLL = 0.02
+#: Idle guard threads kept for the next attempts; more finishing at once simply exit.
+MAX_IDLE_WORKERS = 8
+
+
+class _Job:
+    """One guarded attempt handed to a worker thread; `done` is released when it ends."""
+
+    __slots__ = ("call", "done", "error", "name", "result")
+
+    def __init__(self, call: Callable[[], Any], name: str) -> None:
+        self.call = call
+        self.name = name
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _WorkerPool:
+    """The threads guarded attempts run in, reused: starting a thread per attempt cost more
+    than most activities. A job goes to an idle worker, or to a new one when none is idle, so
+    an abandoned attempt (its thread still running) never holds up the next one. Each job runs
+    in a fresh `contextvars.Context`, as in a new thread, so nothing one attempt set is seen
+    by the next."""
+
+    def __init__(self, max_idle: int = MAX_IDLE_WORKERS) -> None:
+        self.max_idle = max_idle
+        self._reset()
+
+    def _reset(self) -> None:
+        """Start empty (also in a forked child, which has none of the parent's threads)."""
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job, less the jobs queued for them
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._jobs.put(job)
+        if spawn:
+            threading.Thread(target=self._work, daemon=True, name=job.name).start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        stay = True
+        while stay:
+            job = self._jobs.get()
+            me.name = job.name
+            try:
+                job.result = contextvars.Context().run(job.call)
+            except BaseException as exc:
+                job.error = exc
+            with self._lock:  # idle again before the caller can hand out its next attempt
+                stay = self._idle < self.max_idle
+                if stay:
+                    self._idle += 1
+            job.done.release()
+            del job
+
+
+_POOL = _WorkerPool()
+os.register_at_fork(after_in_child=_POOL._reset)
 
 
 async def _awaited(awaitable: Any) -> Any:

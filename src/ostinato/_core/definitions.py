@@ -91,7 +91,7 @@ class ActivityOptions:
                 changes[key] = value
             else:
                 changes[key] = seconds(value)
-        return replace(self, **changes)
+        return replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -156,10 +156,17 @@ def decode_body(number: int, first_event_id: int, time: float, decided: bool,
 def check_batch_size(batch: Batch, limit: int = MAX_BATCH_BYTES) -> int:
     """Refuse a batch the store cannot write (`PayloadTooLargeError`): see `batch_limit`;
     return its encoded size in bytes."""
-    size = len(encode_body(batch).encode())
+    return sized_body(batch, limit)[1]
+
+
+def sized_body(batch: Batch, limit: int = MAX_BATCH_BYTES) -> tuple[str, int]:
+    """`encode_body(batch)` and its size in bytes, refused as `check_batch_size` refuses it:
+    one encoding for a store that needs both."""
+    body = encode_body(batch)
+    size = len(body) if body.isascii() else len(body.encode())
     if size > limit:
         raise PayloadTooLargeError("one workflow task's history batch", size, limit)
-    return size
+    return body, size
 
 
 # --- commands -------------------------------------------------------------------------------

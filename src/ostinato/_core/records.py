@@ -71,22 +71,26 @@ class Record:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self.FIELDS
-        if len(args) > len(fields):
+        given = len(args)
+        if given > len(fields):
             raise TypeError(f"{type(self).__name__} takes {len(fields)} arguments")
-        values = dict(zip(fields, args, strict=False))
+        put = object.__setattr__
+        for name, value in zip(fields, args, strict=False):
+            put(self, name, value)
+        if given == len(fields) and not kwargs:  # the common case: every field positional
+            return
         for name, value in kwargs.items():
             if name not in fields:
                 raise TypeError(f"{type(self).__name__} has no field {name!r}")
-            if name in values:
+            if name in fields[:given]:
                 raise TypeError(f"{type(self).__name__} got {name!r} twice")
-            values[name] = value
-        for name in fields:
-            if name not in values:
+            put(self, name, value)
+        for name in fields[given:]:
+            if name not in kwargs:
                 default = self._DEFAULTS.get(name, _MISSING)
                 if default is _MISSING:
                     raise TypeError(f"{type(self).__name__} is missing {name!r}")
-                values[name] = default.make() if isinstance(default, Factory) else default
-            object.__setattr__(self, name, values[name])
+                put(self, name, default.make() if isinstance(default, Factory) else default)
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.FIELDS)

@@ -45,7 +45,8 @@ class HistoryCache:
     def __init__(self, max_runs: int = 256, max_events: int = MAX_CACHED_EVENTS) -> None:
         self._runs: OrderedDict[str, tuple[list[h.Batch], int]] = OrderedDict()
         self._indexes: dict[str, Indexed] = {}
-        self._max = max_runs
+        #: runs kept (the least recently used go first)
+        self.max_runs = max_runs
         self._max_events = max_events
         self._events = 0
         self._lock = threading.Lock()
@@ -77,19 +78,24 @@ class HistoryCache:
     def keep(self, run_id: str, batches: list[h.Batch], index: HistoryIndex | None = None,
              consumed: dict[str, h.Batch] | None = None) -> None:
         """Remember `batches` (and, if given, their index and consumed keys as of the last)."""
-        events = sum(len(batch.events) for batch in batches)
         with self._lock:
-            self._events -= self._runs.pop(run_id, ([], 0))[1]
+            before, counted = self._runs.pop(run_id, ([], 0))
+            self._events -= counted
+            if before and len(batches) >= len(before) and batches[len(before) - 1] is before[-1]:
+                # the same list grown (batches never change): count only what was appended
+                events = counted + sum(len(b.events) for b in batches[len(before):])
+            else:
+                events = sum(len(batch.events) for batch in batches)
             self._runs[run_id] = (batches, events)
             self._events += events
             if index is not None and consumed is not None and batches:
                 self._indexes[run_id] = Indexed(batches[-1].number, index, consumed)
-            while self._runs and (len(self._runs) > self._max or (
+            while self._runs and (len(self._runs) > self.max_runs or (
                     len(self._runs) > 1 and self._events > self._max_events)):
                 dropped, (_, count) = self._runs.popitem(last=False)
                 self._events -= count
                 self._indexes.pop(dropped, None)
-            if self._max <= 0:
+            if self.max_runs <= 0:
                 self._indexes.clear()
 
     def forget(self, run_id: str) -> None:

@@ -66,6 +66,9 @@ class QueueMapping:
     batch_size: int
     fifo: bool
     timeout: float = 300.0  # the function's Timeout, seconds
+    #: the most invocations it runs at once (ScalingConfig MaximumConcurrency; without one,
+    #: the five batches Lambda's SQS pollers start with)
+    concurrency: int = 5
 
 
 @dataclass
@@ -237,7 +240,9 @@ def create(template: dict[str, Any], session: Any, stack_name: str = "ostinato",
                 continue
             arn = resolve(event["Properties"]["Queue"])
             url = stack.queue_urls_by_arn[arn]
+            scaling = event["Properties"].get("ScalingConfig", {})
             stack.queue_mappings.append(QueueMapping(
                 name, props["Handler"], url, int(event["Properties"].get("BatchSize", 10)),
-                url.endswith(".fifo"), timeout))
+                url.endswith(".fifo"), timeout,
+                int(resolve(scaling.get("MaximumConcurrency", 5)))))
     return stack
