@@ -102,3 +102,15 @@ def test_the_pool_reuses_idle_workers():
         assert job.done.acquire(timeout=5)
         threads.append(job.result)
     assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+
+
+def test_a_guarded_attempt_sees_what_its_caller_set(make_env):
+    """The attempt runs in a copy of its caller's context: what the handler's thread set (log
+    keys, the fault injector's scope) holds inside, and what the attempt sets stays there."""
+    env = make_env(APP)
+    token = mark.set("set by the caller")
+    try:
+        result = env.client.start_workflow(sequence, 2, id="inherits").result(timeout=30)
+    finally:
+        mark.reset(token)
+    assert result == [f"set by the caller {seq}" for seq in range(1, 3)]

@@ -174,11 +174,12 @@ MAX_IDLE_WORKERS = 8
 class _Job:
     """One guarded attempt handed to a worker thread; `done` is released when it ends."""
 
-    __slots__ = ("call", "done", "error", "name", "result")
+    __slots__ = ("call", "context", "done", "error", "name", "result")
 
     def __init__(self, call: Callable[[], Any], name: str) -> None:
         self.call = call
         self.name = name
+        self.context = contextvars.copy_context()  # the caller's, as the job runs it
         self.done = threading.Lock()
         self.done.acquire()
         self.result: Any = None
@@ -189,7 +190,9 @@ class _WorkerPool:
     """The threads guarded attempts run in, reused: starting a thread per attempt cost more
     than most activities. A job goes to an idle worker, or to a new one when none is idle, so
     an abandoned attempt (its thread still running) never holds up the next one. Each job runs
-    in a fresh `contextvars.Context`, as in a new thread, so nothing one attempt set is seen
+    in a copy of its caller's `contextvars` context (as `asyncio.to_thread` does): what the
+    handler set holds inside the attempt (its log keys, a fault injector's scope, so a
+    heartbeat's write is faulted like any other call), and nothing one attempt sets is seen
     by the next."""
 
     def __init__(self, max_idle: int = MAX_IDLE_WORKERS) -> None:
@@ -218,7 +221,7 @@ class _WorkerPool:
             job = self._jobs.get()
             me.name = job.name
             try:
-                job.result = contextvars.Context().run(job.call)
+                job.result = job.context.run(job.call)
             except BaseException as exc:
                 job.error = exc
             with self._lock:  # idle again before the caller can hand out its next attempt
