@@ -253,3 +253,38 @@ def test_worker_dying_repeatedly_follows_the_retry_policy_not_the_dlq(make_env):
     check_sound(env, handles)
     dlq = env.stack.refs["ActivityDLQDefault"]
     assert "Messages" not in env.sqs.receive_message(QueueUrl=dlq)
+
+
+def test_a_closing_decision_whose_outbox_keeps_failing_still_shows_closed(make_env):
+    """Found by the simulation (seeds 4025 and 8595 of 10,000): a run cancelled while an
+    activity was open closes with an outbox that flags the activity; when every try of that
+    outbox fails (here the flag's write, always), the messages walk to the DLQ, and describe
+    and list must still show the run CANCELLED (the head is projected before the outbox)."""
+    from datetime import timedelta
+
+    @ostinato.activity(retry=ostinato.RetryPolicy(initial_interval=timedelta(hours=1)))
+    def later() -> str:
+        raise RuntimeError("not now")
+
+    @ostinato.workflow
+    async def waits(ctx: ostinato.WorkflowContext) -> str:
+        return str(await ctx.execute_activity(later))
+
+    env = make_env(ostinato.App(workflows=[waits], activities=[later]))
+    handle = env.client.start_workflow(waits, id="outbox-fails")
+    env.sleep(60)  # the first attempt failed; its retry is an hour away: the activity is open
+    flag_writes = []
+
+    def plan(call):
+        key = call.params.get("Key", {}).get("sk", {}).get("S", "")
+        if call.operation == "UpdateItem" and key.startswith("H#"):
+            flag_writes.append(call.index)
+            return "before"
+        return None
+
+    with FaultInjector(plan):
+        handle.cancel("stop")
+        env.sleep(3600)
+    assert flag_writes, "the cancel flag's write was never tried"
+    assert handle.describe().status == "CANCELLED"
+    assert [d.status for d in env.client.list_workflows()] == ["CANCELLED"]

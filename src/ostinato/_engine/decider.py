@@ -152,8 +152,10 @@ class Decider:
             else:
                 self.history.forget(rid)
                 self.sticky.evict(rid, CLOSED, in_hand=batch.decided)
-            self.dispatcher.run(batch.outbox)
+            # the head first: it is one idempotent write, and an outbox that keeps failing
+            # (its messages walking to the DLQ) must not leave describe and list stale
             self._project(wid, rid, batches, batch)
+            self.dispatcher.run(batch.outbox)
             if self.on_events is not None:
                 self.on_events(wid, rid, batch.to_events())
             self._observe(batches, batch, deliveries, began)
@@ -189,14 +191,14 @@ class Decider:
         """A consumed message came back: its decider may have died before sending. Send
         again what that batch's outbox asked for and history has not settled since (so a
         late redelivery never re-runs finished work)."""
+        if redelivered:  # the head first, as after an append (see `_decide`)
+            last = batches[-1]
+            self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
         for batch in {b.number: b for b in redelivered}.values():
             pending = unsettled(batch.outbox, index)
             log.info("re-sending %d of %d outbox entries of %s/%s batch %d", len(pending),
                      len(batch.outbox), wid, rid, batch.number)
             self.dispatcher.run(pending)
-        if redelivered:
-            last = batches[-1]
-            self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
 
     def _forward_to_next_run(self, new_rid: str, fresh: list[wire.Delivery]) -> None:
         """Signals, cancels and updates addressed to a run that continued go to its successor
