@@ -13,6 +13,7 @@ otherwise it replays the run from event 1.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -50,6 +51,17 @@ MAX_TASK_RETRY_DELAY = 900.0
 TASK_ERRORS: tuple[type[Exception], ...] = (NonDeterminismError, UnknownTypeError,
                                             PayloadTooLargeError, ApplicationError)
 
+
+
+def _both(first: Callable[[], object], second: Callable[[], object]) -> None:
+    """Run `first` and `second`, the second even when the first raised; then raise the first
+    error, if any (so SQS redelivers, and the redelivery repairs what did not happen)."""
+    try:
+        first()
+    except Exception:
+        second()
+        raise
+    second()
 
 class Decider:
     """Decides for the runs of one workflow id (see the module docstring)."""
@@ -152,10 +164,11 @@ class Decider:
             else:
                 self.history.forget(rid)
                 self.sticky.evict(rid, CLOSED, in_hand=batch.decided)
-            # the head first: it is one idempotent write, and an outbox that keeps failing
-            # (its messages walking to the DLQ) must not leave describe and list stale
-            self._project(wid, rid, batches, batch)
-            self.dispatcher.run(batch.outbox)
+            # the head and the outbox each get their try, whichever fails: an outbox that keeps
+            # failing (its messages walking to the DLQ) must not leave describe and list stale,
+            # nor a failing projection the outbox unsent (either is repaired on redelivery)
+            _both(functools.partial(self._project, wid, rid, batches, batch),
+                  functools.partial(self.dispatcher.run, batch.outbox))
             if self.on_events is not None:
                 self.on_events(wid, rid, batch.to_events())
             self._observe(batches, batch, deliveries, began)
@@ -191,14 +204,19 @@ class Decider:
         """A consumed message came back: its decider may have died before sending. Send
         again what that batch's outbox asked for and history has not settled since (so a
         late redelivery never re-runs finished work)."""
-        if redelivered:  # the head first, as after an append (see `_decide`)
-            last = batches[-1]
-            self.store.project(wid, rid, last.number, last.state, last.state.get("task_failure"))
-        for batch in {b.number: b for b in redelivered}.values():
-            pending = unsettled(batch.outbox, index)
-            log.info("re-sending %d of %d outbox entries of %s/%s batch %d", len(pending),
-                     len(batch.outbox), wid, rid, batch.number)
-            self.dispatcher.run(pending)
+        if not redelivered:
+            return
+        last = batches[-1]
+
+        def resend() -> None:
+            for batch in {b.number: b for b in redelivered}.values():
+                pending = unsettled(batch.outbox, index)
+                log.info("re-sending %d of %d outbox entries of %s/%s batch %d", len(pending),
+                         len(batch.outbox), wid, rid, batch.number)
+                self.dispatcher.run(pending)
+
+        _both(lambda: self.store.project(wid, rid, last.number, last.state,
+                                         last.state.get("task_failure")), resend)
 
     def _forward_to_next_run(self, new_rid: str, fresh: list[wire.Delivery]) -> None:
         """Signals, cancels and updates addressed to a run that continued go to its successor
