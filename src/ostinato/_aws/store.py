@@ -453,8 +453,8 @@ class Store(HeartbeatItems):
         written in one transaction, each part conditional too.
         """
         B = self._batch
-        h.check_batch_size(batch, self.max_batch_bytes)
-        chunks = self.payloads.seal_batch(h.encode_body(batch))
+        body, _ = h.sized_body(batch, self.max_batch_bytes)
+        chunks = self.payloads.seal_batch(body)
         sk = _batch_sk(batch.number)
         items = [B(f"R#{run_id}", sk if n == 0 else f"{sk}#{n:03d}", first=batch.first_event_id,
                    t=batch.time, decided=batch.decided, bz=chunk, parts=len(chunks),

@@ -291,8 +291,7 @@ class MemoryStore:
 
     def append(self, run_id: str, batch: h.Batch) -> None:
         """Put `batch` at its number; `AppendConflict` if that number is taken."""
-        size = h.check_batch_size(batch, self.max_batch_bytes)
-        body = h.encode_body(batch)
+        body, size = h.sized_body(batch, self.max_batch_bytes)
         fields = (batch.number, batch.first_event_id, float(batch.time), bool(batch.decided),
                   tuple(batch.consumed))
         if self.payloads.keeps_inline(size):
